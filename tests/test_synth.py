@@ -111,3 +111,22 @@ def test_convnet_config_errors_show_values():
         ConvNetConfig(patch_size=16, stem_channels=(8, 8))
     with pytest.raises(ConfigError, match="100"):
         ConvNetConfig(image_size=100)
+
+
+def test_boxed_field_layout_is_held_out_from_training(monkeypatch):
+    import tpdoc.synth.layouts as layouts
+
+    drawn: list[str] = []
+    original = layouts.boxed_fields
+
+    def spy(pen, items):
+        drawn.append(pen.s.split)
+        original(pen, items)
+
+    monkeypatch.setattr(layouts, "boxed_fields", spy)
+    rng = random.Random(7)
+    for split in ("train", "eval"):
+        for _ in range(15):
+            synth = layouts.make_document(rng, kind="form", split=split)
+            synth.doc.close()
+    assert "eval" in drawn and "train" not in drawn

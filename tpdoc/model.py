@@ -164,7 +164,7 @@ class DocumentModel(nn.Module):
         embed = self.language_model.get_input_embeddings()
         before = embed(torch.tensor(prompt.before, dtype=torch.long, device=page.device))
         inputs = torch.cat([before, page.to(before.dtype)]).unsqueeze(0)  # [1, L, D]
-        name = _cache_argument(self.language_model)
+        name = cache_argument(self.language_model)
         out = self.language_model(inputs_embeds=inputs, use_cache=True)
         return Prefix(cache=out[name], length=inputs.shape[1], before=prompt.before)
 
@@ -191,7 +191,7 @@ class DocumentModel(nn.Module):
                     f"a prefix of {prefix.length} positions continues one longer sample, got "
                     f"lengths {batch.lengths}"
                 )
-            kwargs[_cache_argument(self.language_model)] = prefix.cache
+            kwargs[cache_argument(self.language_model)] = prefix.cache
         try:
             out = self.language_model.generate(
                 inputs_embeds=batch.inputs_embeds,
@@ -242,7 +242,7 @@ class Prefix:
             self.cache.crop(-extra)
 
 
-def _cache_argument(language_model: nn.Module) -> str:
+def cache_argument(language_model: nn.Module) -> str:
     """What this transformers version calls the KV cache (``cache`` from 5.x on)."""
     params = inspect.signature(language_model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"

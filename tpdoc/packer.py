@@ -13,6 +13,9 @@ Two projectors share that interface, picked by ``PackerConfig.kind``:
   (region-to-point injection), then an MLP lifts it to the LLM width: Q = (G/s)^2,
   i.e. 144, 64 or 36 tokens per 336px tile for s = 2, 3, 4.
 - ``"mlp2x_gelu"``: LLaVA-1.5's uncompressed two-layer MLP (Q = N = G*G), the baseline.
+
+``"avgpool"`` and ``"resampler"`` (``tpdoc.baselines``) make as many tokens as TokenPacker;
+they exist for the projector ablation in ``benchmarks/ablation.py``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from tpdoc.errors import ConfigError, WeightsError
 from tpdoc.weights import check_state
 
 PUBLISHED_HEAD_DIM = 128  # published: num_heads = embed_dim // 128
-KINDS = ("tokenpacker", "mlp2x_gelu")
+KINDS = ("tokenpacker", "mlp2x_gelu", "avgpool", "resampler")  # the last two: tpdoc.baselines
 
 
 @dataclass(frozen=True)
 class PackerConfig:
     """Shape of a projector. Defaults are the published TokenPacker for LLaVA-1.5-7B."""
 
-    kind: str = "tokenpacker"  # "tokenpacker" | "mlp2x_gelu"
+    kind: str = "tokenpacker"  # one of KINDS
     vision_dim: int = 1024  # C: width of `features` (CLIP-L hidden size)
     num_levels: int = 4  # L: levels concatenated in `multi_level_features` ([B, N, L*C])
     embed_dim: int = 1024  # E: attention width
@@ -95,10 +98,10 @@ class PackerConfig:
 
     @property
     def tokens_per_tile(self) -> int:
-        """Tokens one tile becomes: (G/s)^2 packed, or G*G through the MLP baseline."""
-        if self.kind == "tokenpacker":
-            return self.out_grid**2
-        return self.patches
+        """Tokens one tile becomes: G*G through the MLP baseline, else (G/s)^2."""
+        if self.kind == "mlp2x_gelu":
+            return self.patches
+        return self.out_grid**2
 
 
 def _check_inputs(
@@ -241,6 +244,11 @@ PROJECTORS: dict[str, type[nn.Module]] = {"tokenpacker": TokenPacker, "mlp2x_gel
 
 def build_projector(config: PackerConfig) -> nn.Module:
     """The projector ``config.kind`` names, freshly initialised."""
+    if config.kind in ("avgpool", "resampler"):
+        from tpdoc.baselines import AvgPoolProjector, ResamplerProjector
+
+        baseline = AvgPoolProjector if config.kind == "avgpool" else ResamplerProjector
+        return baseline(config)
     return PROJECTORS[config.kind](config)
 
 

@@ -30,6 +30,7 @@ INK = ((0, 0, 0), (0.1, 0.1, 0.15), (0.15, 0.15, 0.3), (0.2, 0.05, 0.05))
 BANDS = ((0.12, 0.3, 0.55), (0.55, 0.1, 0.1), (0.1, 0.45, 0.3), (0.3, 0.3, 0.3), (0.4, 0.2, 0.5))
 SHADE = (0.92, 0.93, 0.95)
 NOT_FOUND = "not found"
+HELD_OUT_FIELD_STYLES = ("boxed",)  # key-value layouts only held-out documents use
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SynthDoc:
     doc: Any  # pymupdf.Document
     facts: list[Fact] = field(default_factory=list)
     lang: str = "en"
+    split: str = "train"  # "eval" documents may use layouts training never sees
 
     def fact(self, key: str) -> Fact | None:
         return next((f for f in self.facts if f.key == key), None)
@@ -151,7 +153,7 @@ def make_document(rng: random.Random, kind: str | None = None, split: str = "tra
 
     kind = kind or rng.choice(KINDS)
     lang = rng.choice(V.LANGUAGES)
-    synth = SynthDoc(kind=kind, doc=pymupdf.open(), lang=lang)
+    synth = SynthDoc(kind=kind, doc=pymupdf.open(), lang=lang, split=split)
     money = V.money_style(rng)
     sample = "".join(V.TITLES["invoice"].values()) + money.currency + "ÄÖÜäöüßéèçñº°"
     faces = choose_faces(rng, split, sample)
@@ -208,8 +210,15 @@ def header(pen: Pen, rng: random.Random, issuer: str, lang: str) -> None:
 
 
 def key_values(pen: Pen, rng: random.Random, items: list[tuple[str, str, str]], lang: str) -> None:
-    """Fields as 'Label: value' rows, labels left of values or above them, or right-aligned."""
-    style = rng.choice(("left", "left", "above", "right"))
+    """Fields as 'Label: value' rows, labels left of values or above them, or right-aligned;
+    held-out documents also draw them as boxed form cells (a layout never trained on)."""
+    styles = ("left", "left", "above", "right")
+    if pen.s.split == "eval":
+        styles += HELD_OUT_FIELD_STYLES
+    style = rng.choice(styles)
+    if style == "boxed":
+        boxed_fields(pen, items)
+        return
     size = pen.body
     label_w = max(pen.face(True).text_length(label + ":", size) for _, label, _ in items)
     value_w = max(pen.face().text_length(value, size) for _, _, value in items)
@@ -230,6 +239,27 @@ def key_values(pen: Pen, rng: random.Random, items: list[tuple[str, str, str]], 
             pen.y += size * LINE_GAP
             pen.text(x0, pen.y, label + colon, size, bold=True)
             pen.text(x0 + label_w + gap, pen.y, value, size)
+        pen.record(key, value, label)
+
+
+def boxed_fields(pen: Pen, items: list[tuple[str, str, str]]) -> None:
+    """Form cells: a thin box per field, its label small at the top, the value under it;
+    two cells a row."""
+    import pymupdf
+
+    size = pen.body
+    cell_w, cell_h = pen.width / 2 - 6, size * 3.1
+    for i, (key, label, value) in enumerate(items):
+        col = i % 2
+        if col == 0:
+            pen.ensure(cell_h + 6)
+            top = pen.y + 6
+            pen.y = top + cell_h
+        x = pen.margin + col * (cell_w + 12)
+        pen.page.draw_rect(pymupdf.Rect(x, top, x + cell_w, top + cell_h), color=(0.45,) * 3,
+                           width=0.6)  # fmt: skip
+        pen.text(x + 4, top + size * 1.0, label, size * 0.72)
+        pen.text(x + 4, top + size * 2.4, value, size, bold=True)
         pen.record(key, value, label)
 
 

@@ -3,9 +3,11 @@
 In: a ``random.Random``, the model's ``TilingConfig`` and a font split. Out: ``PageSample``s
 built exactly as tpdoc builds inputs at answer time (the page planned by the tiler, PDF
 pages rasterised at the planned size, images resized by the tiler), plus the supervision:
-questions with their printed answers, glyph labels for every tile, and the text of one
-tile in reading order (a transcription task that teaches the language model to read the
-visual tokens).
+questions with their printed answers, glyph labels for every tile, the text of every
+tile in reading order (transcription teaches the language model to read the visual
+tokens), and the questions that one tile answers on its own (its label and value both lie
+in it: short sequences that teach the question-to-label-to-value lookup before whole pages).
+Answer positions come from the PDF's text layer, at training time only.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class PageSample:
     qa: list[tuple[str, str]]
     read_tile: int
     read_text: str
+    tile_texts: list[tuple[int, str]]  # (tile index, its text) for every tile with text
+    tile_qa: list[tuple[int, str, str]]  # (tile index, question, answer)
 
 
 def reading_order(found: list[Glyph]) -> str:
@@ -75,7 +79,9 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
     size = (width, height) if rng.random() < RESIZE_RATE else (plan.fit[1], plan.fit[0])
     image = rasterise(page, size)
     found = glyphs(page, size)
-    qa = [(q, a) for q, a, _ in questions_for(synth, number, rng, questions)]
+    asked = questions_for(synth, number, rng, questions)
+    qa = [(q, a) for q, a, _ in asked]
+    spots = [_answer_spot(synth, page, key, a, size) for _, a, key in asked]
     synth.doc.close()
     if rng.random() < DEGRADE_RATE:
         image, found = degrade(image, rng, found)
@@ -101,8 +107,44 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
             )
     counts = [len(p) for p in per_tile]
     read_tile = rng.choices(range(len(counts)), weights=[n + 1 for n in counts])[0]
-    text = reading_order(per_tile[read_tile])[:MAX_READ_CHARS]
-    return PageSample(views, plan, torch.stack(labels), qa, read_tile, text)
+    texts = [reading_order(p)[:MAX_READ_CHARS] for p in per_tile]
+    tile_qa = []
+    for (question, answer), spot in zip(qa, spots, strict=True):
+        if spot is not None:
+            tiles_hit = {_tile_of(x * sx, y * sy, t, plan) for x, y in spot}
+            if len(tiles_hit) == 1 and None not in tiles_hit:
+                tile_qa.append((tiles_hit.pop(), question, answer))
+    return PageSample(
+        views, plan, torch.stack(labels), qa, read_tile, texts[read_tile],
+        [(i, text) for i, text in enumerate(texts) if text], tile_qa,
+    )  # fmt: skip
+
+
+def _answer_spot(synth, page, key: str, value: str, size: tuple[int, int]):
+    """Points (pixels of ``size``) that must share a tile for it to answer on its own: both
+    ends of the printed value and the centre of its label; None if either is not found
+    exactly once."""
+    fact = synth.fact(key)
+    if fact is None or fact.value != value:
+        return None
+    sx, sy = size[0] / page.rect.width, size[1] / page.rect.height
+    points = []
+    for text, ends in ((value, True), (fact.label, False)):
+        if not text:
+            continue
+        rects = page.search_for(text)
+        if len(rects) != 1:  # absent or ambiguous: the tile would not answer for sure
+            return None
+        r = rects[0]
+        y = (r.y0 + r.y1) / 2 * sy
+        xs = (r.x0 + 1, r.x1 - 1) if ends else ((r.x0 + r.x1) / 2,)
+        points += [(x * sx, y) for x in xs]
+    return points
+
+
+def _tile_of(x: float, y: float, t: int, plan: TilePlan) -> int | None:
+    r, c = int(y // t), int(x // t)
+    return r * plan.cols + c if 0 <= r < plan.rows and 0 <= c < plan.cols else None
 
 
 class PageStream(torch.utils.data.IterableDataset):

@@ -13,6 +13,7 @@ TokenPacker itself is trained on frozen towers.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import replace
@@ -24,6 +25,7 @@ from tpdoc.checkpoint import load_model, save_model
 from tpdoc.config import ModelConfig
 from tpdoc.io import append_json_line, atomic_write_text
 from tpdoc.model import DocumentModel
+from tpdoc.packer import PackerConfig, build_projector
 from tpdoc.registry import load_config
 from tpdoc.sequence import IGNORE_INDEX, assemble_batch
 from tpdoc.tiling import TilePlan
@@ -42,8 +44,8 @@ from tpdoc.train.run_glyphs import (
 VOCAB_SIZE = 512
 TOKENIZER_DOCS = 600
 QUESTIONS_PER_PAGE = 4
-READ_WEIGHT = 0.5
-GLYPH_WEIGHT = 0.3
+READ_TILES = 8  # tiles transcribed per page (the language model is cheap beside the tower)
+WEIGHTS = {"qa": 1.0, "read": 0.5, "tile_qa": 1.0, "glyph": 0.3, "packed_glyph": 1.0}
 VISION_LR_FACTOR = 0.3
 EVAL_PAGES = 24
 
@@ -89,44 +91,96 @@ def packed_qa(model: DocumentModel, qa: list[tuple[str, str]]):
     return first, ids, labels
 
 
-def step_loss(model: DocumentModel, head: GlyphHead, sample: PageSample, autocast):
-    """One page: QA loss (questions packed after the page), transcription loss of one tile,
-    and the glyph loss of every tile."""
+def packed_labels(labels: torch.Tensor, cells: GlyphGrid, grid: int, scale: int) -> torch.Tensor:
+    """Glyph labels of tower cells regrouped by packed token: ``[T, G*G, r*c]`` ->
+    ``[T, g*g, (s*r)*(s*c)]``, each token's ``s x s`` region as one finer grid."""
+    t, _, _ = labels.shape
+    g = grid // scale
+    r, c = cells.rows, cells.cols
+    x = labels.reshape(t, g, scale, g, scale, r, c)  # [T, g, s, g, s, r, c]
+    x = x.permute(0, 1, 3, 2, 5, 4, 6)  # -> [T, g, g, s, r, s, c]
+    return x.reshape(t, g * g, scale * r * scale * c)
+
+
+def token_scale(projector: PackerConfig) -> int:
+    """Tower cells per token side: the scale, or 1 for the uncompressed MLP."""
+    return projector.grid // math.isqrt(projector.tokens_per_tile)
+
+
+def packed_glyph_head(config: ModelConfig) -> GlyphHead:
+    """Reads the characters of a packed token's region back out of it: keeps the packer
+    from collapsing to a constant while the language model has not learnt to look."""
+    s, base = token_scale(config.projector), GlyphGrid()
+    cell = config.vision.tile_size // config.vision.patch_grid * s
+    return GlyphHead(config.projector.llm_dim, GlyphGrid(cell, base.rows * s, base.cols * s))
+
+
+def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, autocast,
+              rng: random.Random, packed_head: GlyphHead | None = None):  # fmt: skip
+    """One page: QA loss (questions packed after the page), transcription of its tiles,
+    the questions that single tiles answer, the glyph loss of every tile (unless the tower
+    is frozen) and of every packed token. Returns the losses by name."""
     tiles = sample.plan.rows * sample.plan.cols
+    losses: dict[str, torch.Tensor] = {}
     with autocast():
-        feats = model.vision(sample.views)  # [V, N, C], [V, N, L*C]
+        with torch.set_grad_enabled(head is not None and torch.is_grad_enabled()):
+            feats = model.vision(sample.views)  # [V, N, C], [V, N, L*C]
         packed = model.projector(
             features=feats.features, multi_level_features=feats.multi_level_features
         )  # [V, Q, D]
-        g_loss = glyph_loss(head(feats.features[:tiles]), sample.glyph_labels, NONE_WEIGHT)
+        if head is not None:
+            losses["glyph"] = glyph_loss(
+                head(feats.features[:tiles]), sample.glyph_labels, NONE_WEIGHT
+            )
+        if packed_head is not None:
+            p = model.config.projector
+            labels = packed_labels(sample.glyph_labels, GlyphGrid(), p.grid, token_scale(p))
+            losses["packed_glyph"] = glyph_loss(packed_head(packed[:tiles]), labels, NONE_WEIGHT)
         page = model.page_embeddings(packed, sample.plan)
-        tile = model.page_embeddings(
-            packed[sample.read_tile : sample.read_tile + 1],
-            single_tile_plan(sample.plan.tile_size),
-        )
         prompt, ids, labels = packed_qa(model, sample.qa)
         embed = model.language_model.get_input_embeddings()
         qa = assemble_batch(embed, [prompt], [page], [ids], "right", [labels])
-        qa_loss = model.loss(qa)
-        read = model.build_batch(
-            [model.prompt_ids(READ_QUESTION)],
-            [tile],
-            answers=[sample.read_text],
-            padding_side="right",
-        )
-        read_loss = model.loss(read)
-    return qa_loss, read_loss, g_loss
+        losses["qa"] = model.loss(qa)
+        one_tile = single_tile_plan(sample.plan.tile_size)
+        reads = rng.sample(sample.tile_texts, min(READ_TILES, len(sample.tile_texts)))
+        if reads:
+            read = model.build_batch(
+                [model.prompt_ids(READ_QUESTION)] * len(reads),
+                [model.page_embeddings(packed[i : i + 1], one_tile) for i, _ in reads],
+                answers=[text for _, text in reads],
+                padding_side="right",
+            )
+            losses["read"] = model.loss(read)
+        if sample.tile_qa:
+            local = model.build_batch(
+                [model.prompt_ids(q) for _, q, _ in sample.tile_qa],
+                [model.page_embeddings(packed[i : i + 1], one_tile) for i, _, _ in sample.tile_qa],
+                answers=[a for _, _, a in sample.tile_qa],
+                padding_side="right",
+            )
+            losses["tile_qa"] = model.loss(local)
+    return losses
 
 
 @torch.no_grad()
-def evaluate(model: DocumentModel, held_out: list[PageSample]) -> dict[str, float]:
+def evaluate(model: DocumentModel, held_out: list[PageSample],
+             packed_head: GlyphHead | None = None) -> dict[str, float]:  # fmt: skip
     from tpdoc.anls import anls, cer, exact_match
+    from tpdoc.train.glyphs import glyph_accuracy
 
     model.eval()
-    em = an = n = 0.0
+    em = an = n = tile_em = tile_n = 0.0
     errors = chars = 0.0
+    glyphs_right = glyphs_total = 0
     for sample in held_out:
         packed = model.encode(sample.views)
+        if packed_head is not None:
+            # How much of the printed text survives packing (a linear read-out per token).
+            p = model.config.projector
+            tiles = sample.plan.rows * sample.plan.cols
+            labels = packed_labels(sample.glyph_labels, GlyphGrid(), p.grid, token_scale(p))
+            right, total, _ = glyph_accuracy(packed_head(packed[:tiles]), labels)
+            glyphs_right, glyphs_total = glyphs_right + right, glyphs_total + total
         page = model.page_embeddings(packed, sample.plan)
         batch = model.build_batch(
             [model.prompt_ids(q) for q, _ in sample.qa], [page] * len(sample.qa)
@@ -137,10 +191,18 @@ def evaluate(model: DocumentModel, held_out: list[PageSample]) -> dict[str, floa
             em += exact_match(gen.text, [answer])
             an += anls(gen.text, [answer])
             n += 1
-        tile = model.page_embeddings(
-            packed[sample.read_tile : sample.read_tile + 1],
-            single_tile_plan(sample.plan.tile_size),
-        )
+        one_tile = single_tile_plan(sample.plan.tile_size)
+        if sample.tile_qa:
+            local = model.build_batch(
+                [model.prompt_ids(q) for _, q, _ in sample.tile_qa],
+                [model.page_embeddings(packed[i : i + 1], one_tile) for i, _, _ in sample.tile_qa],
+            )
+            for (_, _, answer), gen in zip(
+                sample.tile_qa, model.generate(local, max_new_tokens=24), strict=True
+            ):
+                tile_em += exact_match(gen.text, [answer])
+                tile_n += 1
+        tile = model.page_embeddings(packed[sample.read_tile : sample.read_tile + 1], one_tile)
         read = model.generate(
             model.build_batch([model.prompt_ids(READ_QUESTION)], [tile]), max_new_tokens=96
         )[0]
@@ -149,7 +211,9 @@ def evaluate(model: DocumentModel, held_out: list[PageSample]) -> dict[str, floa
         chars += max(1, len(reference))
     model.train()
     return {"heldout_em": em / max(1, n), "heldout_anls": an / max(1, n),
-            "heldout_cer": errors / max(1, chars), "heldout_questions": n}  # fmt: skip
+            "heldout_cer": errors / max(1, chars), "heldout_questions": n,
+            "heldout_tile_em": tile_em / max(1, tile_n),
+            "heldout_packed_glyph_acc": glyphs_right / max(1, glyphs_total)}  # fmt: skip
 
 
 def train_qa(
@@ -168,9 +232,11 @@ def train_qa(
     tokenizer_docs: int = TOKENIZER_DOCS,
     eval_pages: int = EVAL_PAGES,
     init_model: Path | None = None,
+    projector: PackerConfig | None = None,
 ) -> dict[str, float]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
+    from rich.progress import Progress
     from transformers import PreTrainedTokenizerFast
 
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +256,12 @@ def train_qa(
         base = config or load_config()
         config = replace(base, text={**base.text, "vocab_size": len(tokenizer)})
         model = DocumentModel.from_config(config, tokenizer)
+    if projector is not None:
+        # A fresh projector of another kind or scale on the same tower and language model
+        # (the projector ablation); a resumed run gets its trained weights back from state.
+        config = replace(config, projector=projector)
+        model.config = config
+        model.projector = build_projector(projector)
     if tower is not None and not resume:
         load_tower(model.vision, tower)
     grid = GlyphGrid(cell=config.vision.tile_size // config.vision.patch_grid)
@@ -201,8 +273,16 @@ def train_qa(
         load_strict(head, read_safetensors([start_from / HEAD_FILE]), str(start_from / HEAD_FILE))
     if freeze_vision:
         model.vision.requires_grad_(False)
+    packed_head = packed_glyph_head(config)
     groups = [
-        {"params": [*model.projector.parameters(), *model.language_model.parameters()], "lr": lr},
+        {
+            "params": [
+                *model.projector.parameters(),
+                *model.language_model.parameters(),
+                *packed_head.parameters(),
+            ],
+            "lr": lr,
+        },  # fmt: skip
         {"params": [*model.vision.parameters(), *head.parameters()], "lr": lr * VISION_LR_FACTOR},
     ]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.05)
@@ -223,7 +303,9 @@ def train_qa(
         sample = make_sample(rng, tiling, grid, "eval", QUESTIONS_PER_PAGE)
         if sample is not None:
             held_out.append(sample)
-    model, head, optimizer, scheduler = accelerator.prepare(model, head, optimizer, scheduler)
+    model, head, packed_head, optimizer, scheduler = accelerator.prepare(
+        model, head, packed_head, optimizer, scheduler
+    )
     if start:
         accelerator.load_state(str(out / "state"))
     raw = accelerator.unwrap_model(model)
@@ -231,37 +313,60 @@ def train_qa(
     t0 = time.time()
     best_file = out / "best" / "metrics.json"
     best = (
-        json.loads(best_file.read_text())["heldout_anls"]
+        _rank(json.loads(best_file.read_text()))
         if resume and best_file.is_file()
-        else -1.0
+        else (-1.0, -1.0, -1.0)
     )
-    sums = {"qa": 0.0, "read": 0.0, "glyph": 0.0}
-    steps_since = 0
+    sums = dict.fromkeys(WEIGHTS, 0.0)
+    counts = dict.fromkeys(WEIGHTS, 0)
+    batch_rng = random.Random(f"batch/{seed}/{start}")
+    glyph_head = None if freeze_vision else head
+    bar = Progress(transient=False)
+    task = bar.add_task("qa", total=steps, completed=start)
+    bar.start()
     for step, sample in zip(range(start, steps), loader, strict=False):
-        qa_loss, read_loss, g_loss = step_loss(raw, head, sample, accelerator.autocast)
-        loss = qa_loss + READ_WEIGHT * read_loss + GLYPH_WEIGHT * g_loss
+        losses = step_loss(raw, glyph_head, sample, accelerator.autocast, batch_rng, packed_head)
+        loss = sum(WEIGHTS[k] * v for k, v in losses.items())
         accelerator.backward(loss)
         accelerator.clip_grad_norm_([p for g in groups for p in g["params"]], GRAD_CLIP)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-        for key, value in (("qa", qa_loss), ("read", read_loss), ("glyph", g_loss)):
+        for key, value in losses.items():
             sums[key] += value.item()
-        steps_since += 1
+            counts[key] += 1
+        bar.update(task, advance=1, description=f"qa loss {loss.item():.3f}")
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             done = step + 1 - start
-            losses = {f"{k}_loss": round(v / steps_since, 4) for k, v in sums.items()}
-            metrics = {"step": step + 1, **losses,
+            means = {f"{k}_loss": round(v / counts[k], 4) for k, v in sums.items() if counts[k]}
+            metrics = {"step": step + 1, **means,
                        "pages_per_s": round(done / (time.time() - t0), 3)}  # fmt: skip
-            metrics.update({k: round(v, 4) for k, v in evaluate(raw, held_out).items()})
-            sums, steps_since = dict.fromkeys(sums, 0.0), 0
+            metrics.update(
+                {
+                    k: round(v, 4)
+                    for k, v in evaluate(
+                        raw, held_out, accelerator.unwrap_model(packed_head)
+                    ).items()
+                }
+            )
+            sums, counts = dict.fromkeys(sums, 0.0), dict.fromkeys(counts, 0)
             append_json_line(out / "log.jsonl", metrics)
             accelerator.save_state(str(out / "state"))
             save_model(raw, out / "model")
             save_glyph_head(accelerator.unwrap_model(head), out / "model" / HEAD_FILE)
-            if metrics["heldout_anls"] > best:
-                best = metrics["heldout_anls"]
+            if _rank(metrics) > best:
+                best = _rank(metrics)
                 save_model(raw, out / "best")
                 (out / "best" / "metrics.json").write_text(json.dumps(metrics, indent=2))
             atomic_write_text(progress_file, json.dumps({"step": step + 1}))
+    bar.stop()
     return metrics
+
+
+def _rank(metrics: dict[str, float]) -> tuple[float, float, float]:
+    """Which checkpoint is best: page answers first, then single-tile answers, then reading."""
+    return (
+        metrics["heldout_anls"],
+        metrics.get("heldout_tile_em", 0.0),
+        -metrics["heldout_cer"],
+    )

@@ -1,0 +1,69 @@
+"""The benchmark scripts count and measure what they say (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import prefill, tokens
+from benchmarks.common import SAMPLES, emit, published_shape
+
+
+def test_token_counts_follow_the_tile_plan_for_both_projectors():
+    geometry = published_shape(layers=1).geometry
+    counts, skipped = tokens.count_pages([SAMPLES / "report.pdf"], geometry, caps=(9,),
+                                         scales=(2, 4))  # fmt: skip
+    assert not skipped
+    assert {c.page for c in counts} == {1, 2, 3}
+    for c in counts:
+        assert c.cap == 9
+        # Every view costs (24/s)^2 packed or 576 uncompressed; separators cost the same.
+        separators = c.uncompressed % 576
+        views = c.uncompressed // 576
+        assert c.packed == views * (24 // c.scale) ** 2 + separators
+    rows = tokens.summarise(counts)
+    assert [r[:3] for r in rows] == [[9, 2, 3], [9, 4, 3]]
+    s2 = [c for c in counts if c.scale == 2]
+    assert rows[0][9] == round(sum(c.packed for c in s2) / sum(c.uncompressed for c in s2), 4)
+
+
+def test_unreadable_files_are_listed_not_fatal(tmp_path):
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a pdf")
+    found = tokens.find_documents([tmp_path])
+    counts, skipped = tokens.count_pages(found, published_shape(1).geometry, caps=(9,),
+                                         scales=(2,))  # fmt: skip
+    assert counts == [] and len(skipped) == 1 and "bad.pdf" in skipped[0]
+
+
+def test_prefill_measures_the_kv_cache_it_builds():
+    result = prefill.measure("embedded", "s4", 0, "fp32", repeat=1, decode=2,
+                             page=SAMPLES / "report.pdf")  # fmt: skip
+    config = prefill.model_config("embedded", 0)
+    text = config.text
+    assert result["visual_tokens"] == prefill.page_tokens(config, "s4", SAMPLES / "report.pdf")
+    assert result["model"] == "embedded" and result["variant"] == "s4"
+    assert result["positions"] == result["visual_tokens"] + prefill.PROMPT_TOKENS
+    # keys and values of every layer and every prefilled position, fp32
+    positions = result["positions"]
+    expected = 2 * text["num_hidden_layers"] * positions * text["hidden_size"] * 4
+    assert result["kv_mb"] == pytest.approx(expected / 2**20)
+
+
+def test_json_output_names_the_machine(capsys):
+    emit("t", ["a", "b"], [[1, 2.5]], as_json=True)
+    record = json.loads(capsys.readouterr().out)
+    assert record["rows"] == [{"a": 1, "b": 2.5}] and "cores" in record["machine"]
+
+
+def test_generated_documents_print_their_answers(tmp_path):
+    import pymupdf
+
+    from benchmarks.pipeline import generated_documents
+
+    docs = generated_documents(tmp_path, 3)
+    assert len(docs) == 3
+    for path, items in docs:
+        text = "".join(pymupdf.open(path)[0].get_text().split())
+        assert items and all("".join(a.split()) in text for _, a in items)
