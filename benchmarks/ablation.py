@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics.get("heldout_packed_glyph_acc", 0.0), metrics["heldout_em"],
             metrics["heldout_anls"],
             metrics.get("heldout_tile_em", 0.0), metrics["heldout_cer"],
-            metrics.get("qa_loss"), metrics.get("read_loss"),
+            metrics.get("qa_loss"), metrics.get("read_loss"), metrics.get("packed_glyph_loss"),
         ])  # fmt: skip
     start = init_model or f"tower only ({tower})"
     notes = [
@@ -107,11 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"projector re-initialised, from {start}; held-out: {args.eval_pages} pages in "
         "fonts never trained on",
         "visual tokens and prefill: page 1 of samples/report.pdf through the embedded "
-        "language model (fp32, median of 3); losses are the last training interval's",
+        "language model (fp32, median of 3); losses are means over the training run (the "
+        "glyph loss is the packed-token read-out's)",
     ]
     columns = ["variant", "visual tokens", "prefill s", "glyphs kept", "exact match", "ANLS",
                "tile EM",
-               "CER", "QA loss", "read loss"]  # fmt: skip
+               "CER", "QA loss", "read loss", "glyph loss"]  # fmt: skip
     emit("Projector ablation", columns, rows, as_json=args.json, notes=notes)
     return 0
 
