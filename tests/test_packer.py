@@ -264,7 +264,7 @@ def test_tokens_per_tile(scale, tokens):
         ({"grid": 24, "scale": 5}, ["G=24", "s=5"]),
         ({"embed_dim": 100, "num_heads": 3}, ["E=100", "num_heads=3"]),
         ({"embed_dim": 257}, ["E=257", "num_heads=2", "E // 128"]),
-        ({"kind": "resampler"}, ["'resampler'", "tokenpacker", "mlp2x_gelu"]),
+        ({"kind": "perceiver"}, ["'perceiver'", "tokenpacker", "mlp2x_gelu", "resampler"]),
         ({"vision_dim": 0}, ["vision_dim", "0"]),
         ({"scale": -2}, ["scale", "-2"]),
         ({"num_heads": 0}, ["num_heads", "0"]),
