@@ -3,11 +3,14 @@
 In: the embedded config, the reading-pretrained tower (``--tower``, stage 1's
 ``tower.safetensors``), a seed and a step budget. Out: in ``OUT``: ``state/`` (resumable),
 ``model/`` (a complete tpdoc model folder: config, weights, tokenizer) and ``log.jsonl``
-(losses, held-out exact match, ANLS and transcription CER on fonts never trained on).
-Each step is one page: its views go through the tower once; the language model answers
-several questions about it and transcribes one of its tiles; a glyph loss keeps the
-tower reading. ``--freeze-vision`` trains only the projector and the language model, as
-TokenPacker itself is trained on frozen towers.
+(losses, held-out exact match, ANLS, single-tile exact match, transcription CER and the
+packed tokens' character read-out accuracy, on fonts never trained on). Each step is one
+page: its views go through the tower once; the language model answers several questions
+about it, transcribes up to ``READ_TILES`` of its tiles and answers the questions one
+tile holds on that tile alone; a linear read-out keeps every packed token saying which
+characters its region holds, and a glyph loss keeps the tower reading. ``--freeze-vision``
+trains only the projector and the language model, as TokenPacker itself is trained on
+frozen towers. A ``projector`` config swaps in a fresh projector (the ablation).
 """
 
 from __future__ import annotations
