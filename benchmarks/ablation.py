@@ -8,10 +8,10 @@ TokenPacker s = 2, 3, 4; LLaVA's uncompressed MLP; average pooling to TokenPacke
 token count; a learned-query resampler with as many queries. Out: a table of held-out
 character read-out accuracy of the packed tokens ("glyphs kept": a linear probe per
 token, trained alongside, on held-out pages), exact match, ANLS, single-tile exact match
-and transcription CER against visual tokens
-per page and prefill time (the embedded language model, page 1 of
-``samples/report.pdf``). Each variant trains into ``OUT/<variant>/`` with the stage-2
-training code and is skipped when already finished, so a long run resumes.
+and transcription CER against visual tokens per page and prefill time (the embedded
+language model, page 1 of ``samples/report.pdf``). Each variant trains into
+``OUT/<variant>/`` with the stage-2 training code and is skipped when already finished,
+so a long run resumes.
 
     python -m benchmarks.ablation --out checkpoints/ablation --steps 300 [--json]
 """

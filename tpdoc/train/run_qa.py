@@ -110,6 +110,12 @@ def token_scale(projector: PackerConfig) -> int:
     return projector.grid // math.isqrt(projector.tokens_per_tile)
 
 
+def page_packed_labels(model: DocumentModel, sample: PageSample) -> torch.Tensor:
+    """The page's tile glyph labels grouped by the model's packed tokens."""
+    p = model.config.projector
+    return packed_labels(sample.glyph_labels, GlyphGrid(), p.grid, token_scale(p))
+
+
 def packed_glyph_head(config: ModelConfig) -> GlyphHead:
     """Reads the characters of a packed token's region back out of it: keeps the packer
     from collapsing to a constant while the language model has not learnt to look."""
@@ -136,8 +142,7 @@ def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, 
                 head(feats.features[:tiles]), sample.glyph_labels, NONE_WEIGHT
             )
         if packed_head is not None:
-            p = model.config.projector
-            labels = packed_labels(sample.glyph_labels, GlyphGrid(), p.grid, token_scale(p))
+            labels = page_packed_labels(model, sample)
             losses["packed_glyph"] = glyph_loss(packed_head(packed[:tiles]), labels, NONE_WEIGHT)
         page = model.page_embeddings(packed, sample.plan)
         prompt, ids, labels = packed_qa(model, sample.qa)
@@ -179,9 +184,8 @@ def evaluate(model: DocumentModel, held_out: list[PageSample],
         packed = model.encode(sample.views)
         if packed_head is not None:
             # How much of the printed text survives packing (a linear read-out per token).
-            p = model.config.projector
             tiles = sample.plan.rows * sample.plan.cols
-            labels = packed_labels(sample.glyph_labels, GlyphGrid(), p.grid, token_scale(p))
+            labels = page_packed_labels(model, sample)
             right, total, _ = glyph_accuracy(packed_head(packed[:tiles]), labels)
             glyphs_right, glyphs_total = glyphs_right + right, glyphs_total + total
         page = model.page_embeddings(packed, sample.plan)
