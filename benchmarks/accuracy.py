@@ -5,9 +5,13 @@ In: a model (default: the embedded one; ``--model DIR`` for any tpdoc model fold
 seeded), saved as PDFs and asked through the whole pipeline exactly as ``tpdoc ask``
 does (every page; the most confident page answers). Out: exact match (case- and
 space-insensitive) and ANLS overall, per field and per document kind; the transcription
-character error rate on held-out tiles; and the same for ``samples/questions.jsonl``.
+character error rates on held-out tiles and lines; and the same for the samples
+(``samples/questions.jsonl``).
 
     python -m benchmarks.accuracy [--model DIR] [--docs 100] [--tiles 40] [--json]
+
+``--tiles`` held-out tiles and as many single lines (shown alone) are transcribed for the
+character error rates.
 """
 
 from __future__ import annotations
@@ -84,28 +88,37 @@ def group_rows(scored: list[dict], by: str) -> list[list]:
     return rows
 
 
-def tile_cer(model, tiles: int, seed: int = SEED) -> tuple[float, int]:
-    """Transcription CER of held-out tiles (the model asked to read one tile)."""
+def read_cer(model, count: int, seed: int = SEED, *, single_lines: bool = False
+             ) -> tuple[float, int]:  # fmt: skip
+    """Transcription CER of held-out tiles (the model asked to read one tile), or of single
+    lines shown alone on a tile (``tpdoc.train.lines``); and the characters read."""
     import torch
 
     from tpdoc.train.glyphs import GlyphGrid
+    from tpdoc.train.lines import line_runs, white_value
     from tpdoc.train.qa import READ_QUESTION, make_sample
     from tpdoc.train.run_qa import single_tile_plan
 
-    rng = random.Random(f"accuracy-tiles/{seed}")
+    rng = random.Random(f"accuracy-{'lines' if single_lines else 'tiles'}/{seed}")
     tiling = model.config.tiling
     grid = GlyphGrid(cell=tiling.tile_size // model.config.vision.patch_grid)
+    white = white_value(tiling.image_mean, tiling.image_std)
     errors = chars = done = 0
-    while done < tiles:
+    while done < count:
         sample = make_sample(rng, tiling, grid, "eval", 1)
         if sample is None or not sample.tile_texts:
             continue
-        index, text = rng.choice(sample.tile_texts)
+        if single_lines:
+            view, runs = line_runs(sample, rng, 1, 1, white)
+            text = runs[0].text
+        else:
+            index, text = rng.choice(sample.tile_texts)
+            view = sample.views[index : index + 1]
         with torch.no_grad():
-            packed = model.encode(sample.views[index : index + 1])
-            page = model.page_embeddings(packed, single_tile_plan(tiling.tile_size))
+            page = model.page_embeddings(model.encode(view), single_tile_plan(tiling.tile_size))
             batch = model.build_batch([model.prompt_ids(READ_QUESTION)], [page])
-            read = model.generate(batch, max_new_tokens=160)[0].text
+            limit = 2 * len(text.encode("utf-8")) + 16  # room for a byte-level tokenizer
+            read = model.generate(batch, max_new_tokens=limit)[0].text
         errors += cer(read, text) * len(text)
         chars += len(text)
         done += 1
@@ -130,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows += group_rows(scored, "kind") + group_rows(scored, "field")
     rows += [["samples/questions.jsonl", *group_rows([{**s, "all": ""} for s in samples],
                                                      "all")[0][1:]]]  # fmt: skip
-    error_rate, chars = tile_cer(qa.model, args.tiles, args.seed)
-    rows.append([f"transcription CER ({args.tiles} held-out tiles, {chars} chars)", args.tiles,
-                 round(error_rate, 3), ""])  # fmt: skip
+    for what, single in (("tiles", False), ("single lines", True)):
+        error_rate, chars = read_cer(qa.model, args.tiles, args.seed, single_lines=single)
+        rows.append([f"transcription CER ({args.tiles} held-out {what}, {chars} chars)",
+                     args.tiles, round(error_rate, 3), ""])  # fmt: skip
     if args.predictions:
         from tpdoc.io import atomic_write_text
 

@@ -214,6 +214,29 @@ def test_each_token_sees_only_its_own_region():
     assert delta.nonzero().flatten().tolist() == [1 * 4 + 2]
 
 
+def swap_cells_within_regions(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """Mirror every 2 x 2 region left to right: ``[B, G*G, C]`` with column pairs swapped."""
+    b, _, c = x.shape
+    cells = x.reshape(b, grid, grid // 2, 2, c)
+    return cells.flip(3).reshape(b, grid * grid, c)
+
+
+@pytest.mark.parametrize("region_position", [False, True])
+def test_only_a_region_position_tells_a_token_which_patch_is_where(region_position):
+    config = tiny_config(2, region_position=region_position)
+    torch.manual_seed(0)
+    packer = build_projector(config)
+    features, multi = (x.float() for x in random_inputs(config, batch=1))
+    # Mirroring each region leaves the bilinear point (the region's mean) unchanged, so any
+    # change comes from the attention knowing the patches' places.
+    mirrored = swap_cells_within_regions(features, 12), swap_cells_within_regions(multi, 12)
+    with torch.no_grad():
+        out = packer(features, multi)
+        delta = ((packer(*mirrored) - out).abs().max() / out.abs().max()).item()
+    assert delta > 1e-2 if region_position else delta < 1e-5
+    assert ("region_pos" in packer.state_dict()) == region_position
+
+
 def test_bf16_in_bf16_out():
     config = tiny_config(2)
     packer = build_projector(config).to(torch.bfloat16)
@@ -270,6 +293,7 @@ def test_tokens_per_tile(scale, tokens):
         ({"num_heads": 0}, ["num_heads", "0"]),
         ({"llm_dim": 40.0}, ["llm_dim", "40.0"]),
         ({"ln_eps": 0.0}, ["ln_eps", "0.0"]),
+        ({"region_position": "yes"}, ["region_position", "'yes'"]),
     ],
 )
 def test_config_errors_show_the_values(overrides, shown):

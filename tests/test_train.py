@@ -12,7 +12,7 @@ from tpdoc.config import ModelConfig, VisionConfig
 from tpdoc.packer import PackerConfig
 from tpdoc.synth.render import Glyph
 from tpdoc.train.glyphs import GlyphGrid, GlyphHead
-from tpdoc.train.qa import make_sample, reading_order
+from tpdoc.train.qa import joined, make_sample, reading_order, tile_lines
 
 
 def tiny_conv_config() -> ModelConfig:
@@ -44,6 +44,53 @@ def test_reading_order_groups_lines_and_spaces():
     found = [Glyph("b", (7, 0, 13, 10)), Glyph("a", (0, 0, 6, 10)), Glyph("c", (30, 1, 36, 11)),
              Glyph("d", (0, 20, 6, 30))]  # fmt: skip
     assert reading_order(found) == "ab c\nd"
+
+
+def test_text_lines_carry_their_boxes_in_tile_pixels():
+    found = [Glyph("a", (100, 50, 106, 60)), Glyph("b", (107, 50, 113, 60)),
+             Glyph("c", (100, 70, 106, 80))]  # fmt: skip
+    found.append(Glyph("d", (130, 70, 136, 80)))  # after a wide gap: a space first
+    lines = tile_lines(found, 96, 48)
+    assert [line.text for line in lines] == ["ab", "c d"]
+    assert lines[0].box == (4, 2, 17, 12)
+    assert lines[1].centres == ((7, 27), None, (37, 27))
+    assert "\n".join(line.text for line in lines) == reading_order(found)
+    both = joined(lines, limit=4)
+    assert (both.text, both.centres) == ("ab\nc", ((7, 7), (14, 7), None, (7, 27)))
+    assert both.box == (4, 2, 40, 32)
+
+
+def test_line_runs_show_only_their_lines_and_say_them():
+    from tpdoc.registry import load_config
+    from tpdoc.train.lines import LINE_MARGIN, line_runs, white_value
+
+    tiling = load_config().tiling
+    white = white_value(tiling.image_mean, tiling.image_std)
+    rng = random.Random(5)
+    sample = None
+    while sample is None:
+        sample = make_sample(rng, tiling, GlyphGrid(cell=16), "train", 2)
+    views, shown = line_runs(sample, rng, 6, 2, white)
+    assert views.shape == (6, 3, tiling.tile_size, tiling.tile_size) and len(shown) == 6
+    texts = [run.text for run in shown]
+    runs = {
+        "\n".join(x.text for x in lines[j : j + k]): (tile, lines[j : j + k])
+        for tile, lines in enumerate(sample.lines)
+        for k in (1, 2)
+        for j in range(len(lines) - k + 1)
+    }
+    for view, text in zip(views, texts, strict=True):
+        tile, run = runs[text]  # a run of one or two consecutive lines of one tile
+        x0 = max(0, int(min(x.box[0] for x in run)) - LINE_MARGIN)
+        y0 = max(0, int(min(x.box[1] for x in run)) - LINE_MARGIN)
+        x1 = int(max(x.box[2] for x in run) + 0.999) + LINE_MARGIN
+        y1 = int(max(x.box[3] for x in run) + 0.999) + LINE_MARGIN
+        # Shown as in the tile inside the run's box, white everywhere else.
+        assert torch.equal(view[:, y0:y1, x0:x1], sample.views[tile][:, y0:y1, x0:x1])
+        outside = torch.ones(view.shape[1:], dtype=torch.bool)
+        outside[y0:y1, x0:x1] = False
+        assert (view[:, outside] == white.reshape(3, 1)).all()
+        assert outside.any() and not (view == white).all()
 
 
 def test_samples_are_built_like_answer_time_inputs():
@@ -130,16 +177,23 @@ def test_qa_training_runs_saves_and_resumes(tmp_path, freeze):
     assert any(k.startswith("vision.") for k in changed) != freeze
 
 
-def test_saved_model_round_trips_with_identical_outputs(tmp_path, tiny_tokenizer):
+def tiny_conv_model(tokenizer):
+    """A seeded random model of ``tiny_conv_config`` with ``tokenizer``'s vocabulary."""
     from dataclasses import replace
 
-    from tpdoc.checkpoint import load_model, save_model
     from tpdoc.model import DocumentModel
 
     torch.manual_seed(1)
     config = tiny_conv_config()
-    config = replace(config, text={**config.text, "vocab_size": len(tiny_tokenizer)})
-    model = DocumentModel.from_config(config, tiny_tokenizer).eval()
+    config = replace(config, text={**config.text, "vocab_size": len(tokenizer)})
+    return DocumentModel.from_config(config, tokenizer).eval()
+
+
+def test_saved_model_round_trips_with_identical_outputs(tmp_path, tiny_tokenizer):
+    from tpdoc.checkpoint import load_model, save_model
+
+    model = tiny_conv_model(tiny_tokenizer)
+    config = model.config
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     sample = make_sample(random.Random(2), config.tiling, GlyphGrid(cell=16), "train", 1)
@@ -183,6 +237,26 @@ def test_glyph_stage_trains_saves_and_inits_a_tower(tmp_path):
         k for k, v in trained.state_dict().items() if not torch.equal(v, fresh.state_dict()[k])
     ]
     assert changed  # the third step moved the weights saved after step 2
+
+
+def test_export_writes_float16_weights_and_keeps_the_model_card(tmp_path, tiny_tokenizer):
+    from safetensors import safe_open
+
+    from tpdoc.checkpoint import load_model, save_model
+    from tpdoc.train.__main__ import main
+
+    model = tiny_conv_model(tiny_tokenizer)
+    save_model(model, tmp_path / "trained")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "README.md").write_text("model card\n")
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(shipped)]) == 0
+    assert (shipped / "README.md").read_text() == "model card\n"
+    with safe_open(str(shipped / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 - safe_open is no dict == {torch.float16}
+    loaded = load_model(shipped)  # float32 again on load
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=1e-3, atol=1e-4)
 
 
 def test_tpdoc_train_runs_the_stages_cli(capsys):

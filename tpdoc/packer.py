@@ -31,6 +31,7 @@ from tpdoc.errors import ConfigError, WeightsError
 from tpdoc.weights import check_state
 
 PUBLISHED_HEAD_DIM = 128  # published: num_heads = embed_dim // 128
+REGION_POSITION_STD = 0.5  # init of the optional region position embedding
 KINDS = ("tokenpacker", "mlp2x_gelu", "avgpool", "resampler")  # the last two: tpdoc.baselines
 
 
@@ -47,6 +48,11 @@ class PackerConfig:
     grid: int = 24  # G: patch grid per tile side (N = G*G); 24 for CLIP-L/336
     scale: int = 2  # s: each output token packs an s x s patch region
     ln_eps: float = 1e-6  # LayerNorm eps of the published ln_q_1 / ln_k_1 / ln_v_1
+    # tpdoc's own towers only (published: False): a learned embedding of each patch's place
+    # in its s x s region, added to its key and value. Without it the region attention is
+    # blind to order (a softmax over a set), so a token cannot say which of its patches
+    # holds which glyph; CLIP's absolute position embeddings carry that, a convnet does not.
+    region_position: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -61,6 +67,10 @@ class PackerConfig:
         }
         if self.num_heads is not None:
             sizes["num_heads"] = self.num_heads
+        if not isinstance(self.region_position, bool):
+            raise ConfigError(
+                f"projector region_position must be true or false, got {self.region_position!r}"
+            )
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"projector {name} must be a positive integer, got {value!r}")
@@ -150,6 +160,10 @@ class TokenPacker(nn.Module):
         self.clip_attn = nn.MultiheadAttention(e, config.heads, batch_first=True)
         self.mlp = nn.Sequential(nn.Linear(e, d), nn.GELU(), nn.Linear(d, d))
         self.apply(_init_weights)
+        if config.region_position:
+            s = config.scale
+            # Comparable to the LayerNorm-ed keys/values it is added to, so order counts at once.
+            self.region_pos = nn.Parameter(torch.randn(s * s, e) * REGION_POSITION_STD)
 
     @property
     def tokens_per_tile(self) -> int:
@@ -190,6 +204,9 @@ class TokenPacker(nn.Module):
         query = query.reshape(b * g * g, 1, e)  # [B, g*g, E] -> [B*g*g, 1, E]
         key = self._regions(key)  # [B, N, E] -> [B*g*g, s*s, E]
         value = self._regions(value)  # [B, N, E] -> [B*g*g, s*s, E]
+        if self.config.region_position:
+            pos = self.region_pos.to(key.dtype)  # [s*s, E], broadcast over regions
+            key, value = key + pos, value + pos
         packed, _ = self.clip_attn(query, key, value, need_weights=False)  # [B*g*g, 1, E]
         packed = packed.reshape(b, g * g, e)  # [B*g*g, 1, E] -> [B, g*g, E]
 

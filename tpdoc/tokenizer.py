@@ -3,7 +3,10 @@
 In: an iterable of training texts and a vocabulary size. Out: a transformers
 ``PreTrainedTokenizerFast`` (saved as ``tokenizer.json``) with ``<unk> <s> </s> <pad>`` at
 ids 0-3 and BOS added to every encoding. Digits are always single tokens, so a number on
-the page is copied digit by digit, the way the model reads it.
+the page is copied digit by digit, the way the model reads it. With ``vocab_size`` =
+4 + 256 there are no merges at all: one token per byte, so one per printed ASCII
+character, which is what the embedded model uses (its transcriptions are then aligned
+character by character with the page, see ``tpdoc.train.alignment``).
 """
 
 from __future__ import annotations

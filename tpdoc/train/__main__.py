@@ -1,4 +1,5 @@
-"""``python -m tpdoc.train STAGE``: run a training stage of the embedded model."""
+"""``python -m tpdoc.train STAGE``: run a training stage of the embedded model, or export a
+trained model folder as shipped weights (float16)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,27 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     qa.add_argument("--workers", type=int, default=1)
     qa.add_argument("--resume", action="store_true")
     qa.add_argument("--freeze-vision", action="store_true")
+    qa.add_argument(
+        "--no-guide", action="store_true",
+        help="no guided attention on transcriptions (see tpdoc.train.alignment)",
+    )  # fmt: skip
+    qa.add_argument(
+        "--read-only-steps", type=int, default=0,
+        help="first steps transcribe only (lines and tiles), no questions",
+    )  # fmt: skip
     qa.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    export = sub.add_parser("export", help="write a trained model folder as shipped fp16 weights")
+    export.add_argument("--model", type=Path, required=True, help="a saved model folder")
+    export.add_argument("--out", type=Path, required=True, help="e.g. tpdoc/embedded/tpdoc-tiny")
     args = parser.parse_args(argv)
+    if args.stage == "export":
+        import torch
+
+        from tpdoc.checkpoint import load_model, save_model
+
+        # Other files in the folder (the model card) are kept.
+        save_model(load_model(args.model), args.out, dtype=torch.float16)
+        print(args.out)
     if args.stage == "glyphs":
         from tpdoc.train.run_glyphs import train_glyphs
 
@@ -50,6 +70,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
             args.out, steps=args.steps, tower=args.tower, lr=args.lr, seed=args.seed,
             resume=args.resume, eval_every=args.eval_every, workers=args.workers,
             freeze_vision=args.freeze_vision, bf16=not args.fp32, init_model=args.init_model,
+            read_only_steps=args.read_only_steps, guide=not args.no_guide,
         )  # fmt: skip
         print(metrics)
     return 0

@@ -31,8 +31,30 @@ OTHER_DPI_RATE = 0.3  # pages planned at another resolution, as images or --dpi 
 OTHER_DPI = (100.0, 220.0)
 RESIZE_RATE = 0.3  # pages tiled from pixels (like image inputs) instead of rendered at fit
 DEGRADE_RATE = 0.35
-SPACE_GAP = 0.28  # a gap wider than this times the line height is a space
+SPACE_GAP = 0.15  # gap / glyph box height above which a space is read (0.28 dropped many)
 MAX_READ_CHARS = 240
+
+
+@dataclass(frozen=True)
+class TextLine:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in tile pixels
+    text: str
+    centres: tuple[tuple[float, float] | None, ...] = ()  # per character of text, tile pixels
+
+
+def joined(lines: list[TextLine], limit: int | None = None) -> TextLine:
+    """Lines as one text (newlines between them) with their characters' centres."""
+    text = "\n".join(line.text for line in lines)
+    centres: list[tuple[float, float] | None] = []
+    for i, line in enumerate(lines):
+        centres += [None] * (i > 0) + list(line.centres)
+    box = (
+        min(line.box[0] for line in lines),
+        min(line.box[1] for line in lines),
+        max(line.box[2] for line in lines),
+        max(line.box[3] for line in lines),
+    )
+    return TextLine(box, text[:limit], tuple(centres[:limit]))
 
 
 @dataclass
@@ -45,10 +67,11 @@ class PageSample:
     read_text: str
     tile_texts: list[tuple[int, str]]  # (tile index, its text) for every tile with text
     tile_qa: list[tuple[int, str, str]]  # (tile index, question, answer)
+    lines: list[list[TextLine]]  # every tile's lines, top to bottom
 
 
-def reading_order(found: list[Glyph]) -> str:
-    """Characters grouped into lines (by centre height) and ordered left to right."""
+def text_lines(found: list[Glyph]) -> list[list[Glyph]]:
+    """Characters grouped into lines (by centre height), each ordered left to right."""
     lines: list[list[Glyph]] = []
     for g in sorted(found, key=lambda g: g.centre[1]):
         height = g.box[3] - g.box[1]
@@ -56,15 +79,45 @@ def reading_order(found: list[Glyph]) -> str:
             lines[-1].append(g)
         else:
             lines.append([g])
-    out = []
     for line in lines:
         line.sort(key=lambda g: g.centre[0])
-        text = line[0].char
-        for prev, g in zip(line, line[1:], strict=False):
-            gap = g.box[0] - prev.box[2]
-            text += (" " if gap > SPACE_GAP * (g.box[3] - g.box[1]) else "") + g.char
-        out.append(text)
-    return "\n".join(out)
+    return lines
+
+
+def line_text(line: list[Glyph]) -> str:
+    """One line's characters, with a space wherever the gap is wide."""
+    return "".join(c for c, _ in _line_chars(line))
+
+
+def _line_chars(line: list[Glyph]) -> list[tuple[str, tuple[float, float] | None]]:
+    """The line's characters with their centres (None for the spaces put into gaps)."""
+    out = [(line[0].char, line[0].centre)]
+    for prev, g in zip(line, line[1:], strict=False):
+        if g.box[0] - prev.box[2] > SPACE_GAP * (g.box[3] - g.box[1]):
+            out.append((" ", None))
+        out.append((g.char, g.centre))
+    return out
+
+
+def reading_order(found: list[Glyph]) -> str:
+    """The characters as lines of text, top to bottom."""
+    return "\n".join(line_text(line) for line in text_lines(found))
+
+
+def tile_lines(found: list[Glyph], x0: float, y0: float) -> list[TextLine]:
+    """A tile's lines with their boxes in tile pixels (the tile's corner at ``x0, y0``)."""
+    out = []
+    for line in text_lines(found):
+        box = (
+            min(g.box[0] for g in line) - x0,
+            min(g.box[1] for g in line) - y0,
+            max(g.box[2] for g in line) - x0,
+            max(g.box[3] for g in line) - y0,
+        )
+        chars = _line_chars(line)
+        centres = tuple(None if c is None else (c[0] - x0, c[1] - y0) for _, c in chars)
+        out.append(TextLine(box, "".join(ch for ch, _ in chars), centres))
+    return out
 
 
 def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split: str,
@@ -108,6 +161,9 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
     counts = [len(p) for p in per_tile]
     read_tile = rng.choices(range(len(counts)), weights=[n + 1 for n in counts])[0]
     texts = [reading_order(p)[:MAX_READ_CHARS] for p in per_tile]
+    lines = [
+        tile_lines(p, (i % plan.cols) * t, (i // plan.cols) * t) for i, p in enumerate(per_tile)
+    ]
     tile_qa = []
     for (question, answer), spot in zip(qa, spots, strict=True):
         if spot is not None:
@@ -116,7 +172,7 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
                 tile_qa.append((tiles_hit.pop(), question, answer))
     return PageSample(
         views, plan, torch.stack(labels), qa, read_tile, texts[read_tile],
-        [(i, text) for i, text in enumerate(texts) if text], tile_qa,
+        [(i, text) for i, text in enumerate(texts) if text], tile_qa, lines,
     )  # fmt: skip
 
 

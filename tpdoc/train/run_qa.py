@@ -3,12 +3,16 @@
 In: the embedded config, the reading-pretrained tower (``--tower``, stage 1's
 ``tower.safetensors``), a seed and a step budget. Out: in ``OUT``: ``state/`` (resumable),
 ``model/`` (a complete tpdoc model folder: config, weights, tokenizer) and ``log.jsonl``
-(losses, held-out exact match, ANLS, single-tile exact match, transcription CER and the
-packed tokens' character read-out accuracy, on fonts never trained on). Each step is one
-page: its views go through the tower once; the language model answers several questions
-about it, transcribes up to ``READ_TILES`` of its tiles and answers the questions one
-tile holds on that tile alone; a linear read-out keeps every packed token saying which
-characters its region holds, and a glyph loss keeps the tower reading. ``--freeze-vision``
+(losses, held-out exact match, ANLS, single-tile exact match, tile and single-line CER,
+how much the right visual tokens help (``heldout_look_gain``) and the packed tokens'
+character read-out accuracy, on fonts never trained on). Each step is one page: its
+views go through the tower once; the language model transcribes ``LINE_READS`` runs of
+its lines (each shown alone) and up to ``READ_TILES`` of its tiles, and, after
+``read_only_steps``, answers several questions about it and the questions one tile holds
+on that tile alone. While it writes a transcription or a single-tile answer, guided
+attention tells it where to look (``tpdoc.train.alignment``); a linear read-out keeps
+every packed token saying which characters its region holds, and a glyph loss keeps the
+tower reading. ``--freeze-vision``
 trains only the projector and the language model, as TokenPacker itself is trained on
 frozen towers. A ``projector`` config swaps in a fresh projector (the ablation).
 """
@@ -33,8 +37,18 @@ from tpdoc.registry import load_config
 from tpdoc.sequence import IGNORE_INDEX, assemble_batch
 from tpdoc.tiling import TilePlan
 from tpdoc.tokenizer import train_tokenizer
+from tpdoc.train.alignment import attention_loss, eager_attention, token_targets
 from tpdoc.train.glyphs import GlyphGrid, GlyphHead, glyph_loss
-from tpdoc.train.qa import READ_QUESTION, PageSample, PageStream, make_sample
+from tpdoc.train.lines import line_runs, white_value
+from tpdoc.train.qa import (
+    MAX_READ_CHARS,
+    READ_QUESTION,
+    PageSample,
+    PageStream,
+    TextLine,
+    joined,
+    make_sample,
+)
 from tpdoc.train.run_glyphs import (
     GRAD_CLIP,
     HEAD_FILE,
@@ -44,11 +58,15 @@ from tpdoc.train.run_glyphs import (
     save_glyph_head,
 )
 
-VOCAB_SIZE = 512
-TOKENIZER_DOCS = 600
+VOCAB_SIZE = 4 + 256  # special tokens + bytes, no merges: one token per printed character
+TOKENIZER_DOCS = 0  # bytes only: the corpus adds nothing to a vocabulary without merges
 QUESTIONS_PER_PAGE = 4
 READ_TILES = 8  # tiles transcribed per page (the language model is cheap beside the tower)
-WEIGHTS = {"qa": 1.0, "read": 0.5, "tile_qa": 1.0, "glyph": 0.3, "packed_glyph": 1.0}
+LINE_READS = 8  # runs of lines transcribed per page (each costs one more tower pass)
+MAX_LINES = 3
+WEIGHTS = {"qa": 1.0, "read": 0.5, "lines": 1.0, "align": 0.5, "tile_qa": 1.0, "glyph": 0.3,
+           "packed_glyph": 1.0}  # fmt: skip
+PACKED_NONE_WEIGHT = 0.02  # a packed token's 32 sub-cells are mostly blank: keep glyphs heard
 VISION_LR_FACTOR = 0.3
 EVAL_PAGES = 24
 
@@ -124,14 +142,74 @@ def packed_glyph_head(config: ModelConfig) -> GlyphHead:
     return GlyphHead(config.projector.llm_dim, GlyphGrid(cell, base.rows * s, base.cols * s))
 
 
+def read_losses(model: DocumentModel, packed: torch.Tensor, runs: list[TextLine],
+                guide: bool = True, questions: list[str] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """Single tiles ``[n, Q, D]``, each with the ``TextLine`` to write (its text, or a
+    question's answer, with the characters' centres): the cross-entropy and, with
+    ``guide``, the guided-attention loss (``tpdoc.train.alignment``). Without
+    ``questions`` the model is asked to read the tile."""
+    one_tile = single_tile_plan(model.config.tiling.tile_size)
+    prompts = [model.prompt_ids(q) for q in questions or [READ_QUESTION] * len(runs)]
+    pages = [model.page_embeddings(packed[i : i + 1], one_tile) for i in range(len(runs))]
+    texts = [run.text for run in runs]
+    batch = model.build_batch(prompts, pages, answers=texts, padding_side="right")
+    if not guide:
+        return model.loss(batch), None
+    with eager_attention(model.language_model):
+        out = model.language_model(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+            labels=batch.labels, output_attentions=True,
+        )  # fmt: skip
+    p = model.config.projector
+    targets = []
+    for run in runs:
+        ids = model.tokenizer(run.text, add_special_tokens=False).input_ids
+        per_char = [len(c.encode("utf-8")) for c in run.text]
+        # Byte tokens map to characters only without merges; other tokenizers go unguided.
+        fits = len(ids) == sum(per_char) and len(run.centres) == len(run.text)
+        targets.append(token_targets(run, one_tile.tile_size, p.out_grid, per_char) if fits else [])
+    befores = [len(prompt.before) for prompt in prompts]
+    starts = [
+        b + page.shape[0] + len(prompt.after)
+        for b, page, prompt in zip(befores, pages, prompts, strict=True)
+    ]
+    align = attention_loss(out.attentions, starts, befores, targets)
+    return out.loss, align
+
+
+def answer_line(lines: list[TextLine], answer: str) -> TextLine:
+    """The answer with its characters' centres when it is printed exactly once in the
+    tile's text, else without (unguided)."""
+    text = joined(lines)
+    at = text.text.find(answer)
+    if at < 0 or text.text.count(answer) != 1:
+        return TextLine(text.box, answer)
+    return TextLine(text.box, answer, text.centres[at : at + len(answer)])
+
+
 def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, autocast,
-              rng: random.Random, packed_head: GlyphHead | None = None):  # fmt: skip
-    """One page: QA loss (questions packed after the page), transcription of its tiles,
-    the questions that single tiles answer, the glyph loss of every tile (unless the tower
-    is frozen) and of every packed token. Returns the losses by name."""
+              rng: random.Random, packed_head: GlyphHead | None = None, *,
+              ask: bool = True, guide: bool = True) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One page: QA loss (questions packed after the page), transcription of its tiles and
+    of runs of their lines, the questions that single tiles answer, the glyph loss of every
+    tile (unless the tower is frozen) and of every packed token. ``ask=False`` leaves the
+    questions out (the reading-only start). Returns the losses by name."""
     tiles = sample.plan.rows * sample.plan.cols
     losses: dict[str, torch.Tensor] = {}
+    aligns: list[torch.Tensor | None] = []
     with autocast():
+        tiling = model.config.tiling
+        white = white_value(tiling.image_mean, tiling.image_std)
+        views, runs = line_runs(sample, rng, LINE_READS, MAX_LINES, white)
+        if runs:
+            with torch.set_grad_enabled(head is not None and torch.is_grad_enabled()):
+                line_feats = model.vision(views)
+            line_packed = model.projector(
+                features=line_feats.features, multi_level_features=line_feats.multi_level_features
+            )  # [n, Q, D]
+            losses["lines"], align = read_losses(model, line_packed, runs, guide)
+            aligns.append(align)
         with torch.set_grad_enabled(head is not None and torch.is_grad_enabled()):
             feats = model.vision(sample.views)  # [V, N, C], [V, N, L*C]
         packed = model.projector(
@@ -143,31 +221,46 @@ def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, 
             )
         if packed_head is not None:
             labels = page_packed_labels(model, sample)
-            losses["packed_glyph"] = glyph_loss(packed_head(packed[:tiles]), labels, NONE_WEIGHT)
-        page = model.page_embeddings(packed, sample.plan)
-        prompt, ids, labels = packed_qa(model, sample.qa)
-        embed = model.language_model.get_input_embeddings()
-        qa = assemble_batch(embed, [prompt], [page], [ids], "right", [labels])
-        losses["qa"] = model.loss(qa)
-        one_tile = single_tile_plan(sample.plan.tile_size)
+            losses["packed_glyph"] = glyph_loss(
+                packed_head(packed[:tiles]), labels, PACKED_NONE_WEIGHT
+            )
+        if ask:
+            page = model.page_embeddings(packed, sample.plan)
+            prompt, ids, labels = packed_qa(model, sample.qa)
+            embed = model.language_model.get_input_embeddings()
+            qa = assemble_batch(embed, [prompt], [page], [ids], "right", [labels])
+            losses["qa"] = model.loss(qa)
         reads = rng.sample(sample.tile_texts, min(READ_TILES, len(sample.tile_texts)))
         if reads:
-            read = model.build_batch(
-                [model.prompt_ids(READ_QUESTION)] * len(reads),
-                [model.page_embeddings(packed[i : i + 1], one_tile) for i, _ in reads],
-                answers=[text for _, text in reads],
-                padding_side="right",
-            )
-            losses["read"] = model.loss(read)
-        if sample.tile_qa:
-            local = model.build_batch(
-                [model.prompt_ids(q) for _, q, _ in sample.tile_qa],
-                [model.page_embeddings(packed[i : i + 1], one_tile) for i, _, _ in sample.tile_qa],
-                answers=[a for _, _, a in sample.tile_qa],
-                padding_side="right",
-            )
-            losses["tile_qa"] = model.loss(local)
+            picked = [i for i, _ in reads]
+            whole = [joined(sample.lines[i], MAX_READ_CHARS) for i in picked]
+            losses["read"], align = read_losses(model, packed[picked], whole, guide)
+            aligns.append(align)
+        if ask and sample.tile_qa:
+            # Where to look is known for these answers too: the value's characters.
+            picked = [i for i, _, _ in sample.tile_qa]
+            answers = [answer_line(sample.lines[i], a) for i, _, a in sample.tile_qa]
+            questions = [q for _, q, _ in sample.tile_qa]
+            losses["tile_qa"], align = read_losses(model, packed[picked], answers, guide, questions)
+            aligns.append(align)
+    guided = [a for a in aligns if a is not None]
+    if guided:
+        losses["align"] = torch.stack(guided).mean()
     return losses
+
+
+@torch.no_grad()
+def looking_gain(model: DocumentModel, lines: list[tuple[torch.Tensor, str]]) -> float:
+    """How much the right line's visual tokens lower its transcription loss (nats per
+    character) against another line's: 0 while the language model does not look."""
+    if len(lines) < 2:
+        return 0.0
+    tiles, texts = [t for t, _ in lines], [text for _, text in lines]
+    prompts = [model.prompt_ids(READ_QUESTION)] * len(lines)
+    right = model.loss(model.build_batch(prompts, tiles, answers=texts, padding_side="right"))
+    other = tiles[1:] + tiles[:1]
+    wrong = model.loss(model.build_batch(prompts, other, answers=texts, padding_side="right"))
+    return (wrong - right).item()
 
 
 @torch.no_grad()
@@ -180,7 +273,11 @@ def evaluate(model: DocumentModel, held_out: list[PageSample],
     em = an = n = tile_em = tile_n = 0.0
     errors = chars = 0.0
     glyphs_right = glyphs_total = 0
-    for sample in held_out:
+    line_errors = line_chars = 0.0
+    lines: list[tuple[torch.Tensor, str]] = []
+    tiling = model.config.tiling
+    white = white_value(tiling.image_mean, tiling.image_std)
+    for k, sample in enumerate(held_out):
         packed = model.encode(sample.views)
         if packed_head is not None:
             # How much of the printed text survives packing (a linear read-out per token).
@@ -216,10 +313,24 @@ def evaluate(model: DocumentModel, held_out: list[PageSample],
         reference = sample.read_text[: len(read.text) + 16]
         errors += cer(read.text, reference) * max(1, len(reference))
         chars += max(1, len(reference))
+        # One line alone (the same line every evaluation): the first sign of reading.
+        views, runs = line_runs(sample, random.Random(k), 1, 1, white)
+        texts = [run.text for run in runs]
+        if texts:
+            line_tile = model.page_embeddings(model.encode(views), one_tile)
+            line = model.generate(
+                model.build_batch([model.prompt_ids(READ_QUESTION)], [line_tile]),
+                max_new_tokens=2 * len(texts[0]) + 8,
+            )[0]
+            line_errors += cer(line.text, texts[0]) * len(texts[0])
+            line_chars += len(texts[0])
+            lines.append((line_tile, texts[0]))
+    look = looking_gain(model, lines)
     model.train()
-    return {"heldout_em": em / max(1, n), "heldout_anls": an / max(1, n),
+    return {"heldout_look_gain": look, "heldout_em": em / max(1, n), "heldout_anls": an / max(1, n),
             "heldout_cer": errors / max(1, chars), "heldout_questions": n,
             "heldout_tile_em": tile_em / max(1, tile_n),
+            "heldout_line_cer": line_errors / max(1, line_chars),
             "heldout_packed_glyph_acc": glyphs_right / max(1, glyphs_total)}  # fmt: skip
 
 
@@ -240,6 +351,8 @@ def train_qa(
     eval_pages: int = EVAL_PAGES,
     init_model: Path | None = None,
     projector: PackerConfig | None = None,
+    read_only_steps: int = 0,
+    guide: bool = True,
 ) -> dict[str, float]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -332,7 +445,10 @@ def train_qa(
     task = bar.add_task("qa", total=steps, completed=start)
     bar.start()
     for step, sample in zip(range(start, steps), loader, strict=False):
-        losses = step_loss(raw, glyph_head, sample, accelerator.autocast, batch_rng, packed_head)
+        losses = step_loss(
+            raw, glyph_head, sample, accelerator.autocast, batch_rng, packed_head,
+            ask=step >= read_only_steps, guide=guide,
+        )  # fmt: skip
         loss = sum(WEIGHTS[k] * v for k, v in losses.items())
         accelerator.backward(loss)
         accelerator.clip_grad_norm_([p for g in groups for p in g["params"]], GRAD_CLIP)
@@ -371,9 +487,10 @@ def train_qa(
 
 
 def _rank(metrics: dict[str, float]) -> tuple[float, float, float]:
-    """Which checkpoint is best: page answers first, then single-tile answers, then reading."""
+    """Which checkpoint is best: page answers first, then single-tile answers, then reading
+    single lines."""
     return (
         metrics["heldout_anls"],
         metrics.get("heldout_tile_em", 0.0),
-        -metrics["heldout_cer"],
+        -metrics.get("heldout_line_cer", metrics["heldout_cer"]),
     )

@@ -1,0 +1,66 @@
+"""The shipped embedded model reads the samples' pixels (skipped until its weights ship)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from tpdoc.checkpoint import WEIGHTS_FILE
+from tpdoc.registry import DEFAULT_MODEL, EMBEDDED_DIR
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+SHIPPED = (EMBEDDED_DIR / DEFAULT_MODEL / WEIGHTS_FILE).is_file()
+
+
+def sample_lines(model, pdf: Path, number: int, count: int) -> list[tuple[torch.Tensor, str]]:
+    """``count`` single lines of a sample page, each shown alone on its tile as the model's
+    visual tokens ``[Q, D]``, with the printed text (from the PDF, for checking only)."""
+    import pymupdf
+
+    from tpdoc.pages import PDF_POINTS_PER_INCH, PLAN_DPI
+    from tpdoc.pages import rasterise_pdf_page as rasterise
+    from tpdoc.synth.render import glyphs
+    from tpdoc.tiling import plan_page, tile_pixels
+    from tpdoc.train.lines import keep_box, white_value
+    from tpdoc.train.qa import tile_lines
+    from tpdoc.train.run_qa import single_tile_plan
+
+    tiling = model.config.tiling
+    with pymupdf.open(pdf) as doc:
+        page = doc[number - 1]
+        scale = PLAN_DPI / PDF_POINTS_PER_INCH
+        height, width = round(page.rect.height * scale), round(page.rect.width * scale)
+        plan = plan_page(height, width, tiling)
+        size = (plan.fit[1], plan.fit[0])
+        views = tile_pixels(rasterise(page, size), plan, tiling)
+        found = glyphs(page, size)
+    t = tiling.tile_size
+    white = white_value(tiling.image_mean, tiling.image_std)
+    lines = []
+    for i in range(plan.rows * plan.cols):
+        x0, y0 = (i % plan.cols) * t, (i // plan.cols) * t
+        inside = [g for g in found if x0 <= g.centre[0] < x0 + t and y0 <= g.centre[1] < y0 + t]
+        for line in tile_lines(inside, x0, y0):
+            if len(line.text) >= 6:
+                lines.append((keep_box(views[i], line.box, white), line.text))
+    picked = random.Random(0).sample(lines, count)
+    with torch.no_grad():
+        packed = model.encode(torch.stack([view for view, _ in picked]))
+    one_tile = single_tile_plan(t)
+    return [(model.page_embeddings(packed[i : i + 1], one_tile), text)
+            for i, (_, text) in enumerate(picked)]  # fmt: skip
+
+
+@pytest.mark.skipif(not SHIPPED, reason="embedded weights not shipped yet")
+def test_the_shipped_model_reads_the_pixels_of_the_sample_lines():
+    """Each sample line's own visual tokens make its text far likelier than another line's:
+    the model's words come from the page, not from its prior."""
+    from tpdoc.checkpoint import load_model
+    from tpdoc.train.run_qa import looking_gain
+
+    model = load_model(EMBEDDED_DIR / DEFAULT_MODEL)
+    lines = sample_lines(model, SAMPLES / "report.pdf", 1, 12)
+    assert looking_gain(model, lines) > 0.5  # nats per character
