@@ -122,7 +122,14 @@ def test_real_tiny_model_answers_through_the_cli(runner, pdf, tiny_model_dir):
     assert data["model"] == str(tiny_model_dir) and data["tokens"]["context_limit"] == 2048
 
 
-def test_default_model_without_weights_fails_clearly(runner, pdf):
+def test_default_model_without_weights_fails_clearly(runner, pdf, tmp_path, monkeypatch):
+    import shutil
+
+    # An install whose embedded folder lost its weights (the config is still there).
+    bare = tmp_path / "embedded" / DEFAULT_MODEL
+    bare.mkdir(parents=True)
+    shutil.copy(EMBEDDED_DIR / DEFAULT_MODEL / "config.json", bare)
+    monkeypatch.setattr("tpdoc.registry.EMBEDDED_DIR", tmp_path / "embedded")
     result = ask(runner, str(pdf), QUESTION)
     assert result.exit_code == 1 and result.stdout == ""
     assert "tpdoc-tiny" in result.stderr and "model.safetensors" in result.stderr
