@@ -5,9 +5,11 @@ built exactly as tpdoc builds inputs at answer time (the page planned by the til
 pages rasterised at the planned size, images resized by the tiler), plus the supervision:
 questions with their printed answers, glyph labels for every tile, the text of every
 tile in reading order (transcription teaches the language model to read the visual
-tokens), and the questions that one tile answers on its own (its label and value both lie
-in it: short sequences that teach the question-to-label-to-value lookup before whole pages).
-Answer positions come from the PDF's text layer, at training time only.
+tokens), every tile's lines with their boxes and each character's centre (for line
+crops and guided attention), and the questions that one tile answers on its own (its
+label and value both lie in it: short sequences that teach the question-to-label-to-value
+lookup before whole pages).
+Answer and character positions come from the PDF's text layer, at training time only.
 """
 
 from __future__ import annotations
