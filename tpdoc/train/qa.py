@@ -162,10 +162,11 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
             )
     counts = [len(p) for p in per_tile]
     read_tile = rng.choices(range(len(counts)), weights=[n + 1 for n in counts])[0]
-    texts = [reading_order(p)[:MAX_READ_CHARS] for p in per_tile]
     lines = [
         tile_lines(p, (i % plan.cols) * t, (i // plan.cols) * t) for i, p in enumerate(per_tile)
     ]
+    # The same text reading_order gives, from the lines already grouped.
+    texts = ["\n".join(line.text for line in tile)[:MAX_READ_CHARS] for tile in lines]
     tile_qa = []
     for (question, answer), spot in zip(qa, spots, strict=True):
         if spot is not None:
