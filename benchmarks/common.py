@@ -13,7 +13,8 @@ import os
 import platform
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,46 @@ def published_shape(layers: int, *, scale: int = 2, max_tiles: int = 9) -> Model
     )
 
 
+def nine_tile_page(folder: Path, source: Path = SAMPLES / "report.pdf") -> Path:
+    """A square page (``source``'s first page scaled onto it) that the published geometry
+    splits into 3 x 3 tiles plus the global view: the issue's "9-tile page"."""
+    import pymupdf
+
+    side = 612.0  # points; any square page plans to 3 x 3 under a 9-tile cap
+    path = folder / "nine-tile-page.pdf"
+    with pymupdf.open(source) as src, pymupdf.open() as out:
+        page = out.new_page(width=side, height=side)
+        page.show_pdf_page(page.rect, src, 0, keep_proportion=False)
+        out.save(str(path))
+    return path
+
+
+@contextmanager
+def created_on(device: torch.device | str, dtype: torch.dtype) -> Iterator[None]:
+    """Modules built inside are created on ``device`` in ``dtype``: a 7B-shaped model is
+    not first initialised in float32 on the CPU."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for a GPU's queued work so that a wall-clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_gpu_mb(device: torch.device) -> float | None:
+    """Peak memory torch allocated on ``device`` since the process started (GPU only)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
 def machine() -> str:
     """The machine in one line: CPU model, cores usable, torch threads, torch version."""
     cpu = platform.processor() or platform.machine()
@@ -146,6 +187,8 @@ def emit(
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):

@@ -7,9 +7,11 @@ embedded default's and a published-shaped one (LLaMA of the Vicuna-7B width with
 Each (model, projector) runs in a fresh subprocess so its peak RSS is its own. The page's
 visual tokens are random embeddings of the right count; the towers are not run (prefill
 is what is measured). Out: a table of prefill time, decode time per token, KV-cache
-memory and peak RSS, with packed/uncompressed ratios.
+memory and peak RSS (and peak GPU memory on a GPU), with packed/uncompressed ratios.
+``--nine-tiles`` uses a square page that the published geometry splits 3 x 3.
 
     python -m benchmarks.prefill [--layers 2] [--repeat 3] [--decode 16] [--json]
+    python -m benchmarks.prefill --device cuda --layers 32 --nine-tiles   # on a GPU
 """
 
 from __future__ import annotations
@@ -19,15 +21,26 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import LLAMA_7B_LAYERS, SAMPLES, emit, peak_rss_mb, published_shape
+from benchmarks.common import (
+    LLAMA_7B_LAYERS,
+    SAMPLES,
+    created_on,
+    emit,
+    nine_tile_page,
+    peak_gpu_mb,
+    peak_rss_mb,
+    published_shape,
+    synchronize,
+)
 from tpdoc.config import ModelConfig
-from tpdoc.model import build_language_model, cache_argument
+from tpdoc.model import build_language_model, cache_argument, kv_bytes
 from tpdoc.pages import open_document
 from tpdoc.planning import plan_within
 from tpdoc.registry import load_config
@@ -52,34 +65,35 @@ def page_tokens(config: ModelConfig, variant: str, page: Path) -> int:
     return plan.visual_tokens_uncompressed if variant == "mlp" else plan.visual_tokens
 
 
-def kv_bytes(cache) -> int:
-    """Bytes held by a transformers cache's key and value tensors."""
-    total = 0
-    for layer in getattr(cache, "layers", ()):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-    return total
-
-
 @torch.inference_mode()
 def measure(
-    name: str, variant: str, layers: int, dtype: str, repeat: int, decode: int, page: Path
+    name: str,
+    variant: str,
+    layers: int,
+    dtype: str,
+    repeat: int,
+    decode: int,
+    page: Path,
+    device: str = "cpu",
 ) -> dict:
-    """One (model, projector) in this process: times, KV bytes, peak RSS."""
+    """One (model, projector) in this process: times, KV bytes, peak RSS (and GPU)."""
     torch.manual_seed(0)
+    target = torch.device(device)
     config = model_config(name, layers)
     dtype = AUTO_DTYPE[name] if dtype == "auto" else dtype
-    lm = build_language_model(config.text).to(DTYPES[dtype]).eval()
+    with created_on(target, DTYPES[dtype]):
+        lm = build_language_model(config.text).to(DTYPES[dtype]).eval()
     width = config.text["hidden_size"]
     visual = page_tokens(config, variant, page)
     inputs = torch.randn(1, visual + PROMPT_TOKENS, width, dtype=DTYPES[dtype]) * 0.02
+    inputs = inputs.to(target)
     prefill, per_token, kv = [], [], 0
     for i in range(repeat + 1):  # the first round warms kernels up and is not counted
+        synchronize(target)
         t0 = time.perf_counter()
         out = lm(inputs_embeds=inputs, use_cache=True)
         cache_name = cache_argument(lm)
+        synchronize(target)
         elapsed = time.perf_counter() - t0
         cache, token = out[cache_name], out.logits[:, -1].argmax(-1, keepdim=True)
         kv = kv_bytes(cache)
@@ -87,6 +101,7 @@ def measure(
         for _ in range(decode):
             out = lm(input_ids=token, use_cache=True, **{cache_name: cache})
             token = out.logits[:, -1].argmax(-1, keepdim=True)
+        synchronize(target)
         if i:
             prefill.append(elapsed)
             per_token.append((time.perf_counter() - t0) / decode)
@@ -100,7 +115,9 @@ def measure(
         "decode_ms": 1000 * statistics.median(per_token),
         "kv_mb": kv / 2**20,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(target),
         "dtype": dtype,
+        "device": device,
     }
 
 
@@ -122,6 +139,8 @@ def run_isolated(name: str, variant: str, args: argparse.Namespace) -> dict:
         str(args.decode),
         "--page",
         str(args.page),
+        "--device",
+        args.device,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -148,6 +167,7 @@ def table(results: Sequence[dict]) -> list[list]:
                 round(r["kv_mb"], 1),
                 round(r["kv_mb"] / base["kv_mb"], 3),
                 round(r["peak_rss_mb"]),
+                None if r.get("peak_gpu_mb") is None else round(r["peak_gpu_mb"]),
             ]
         )
     return rows
@@ -164,6 +184,7 @@ COLUMNS = [
     "KV cache MiB",
     "KV ratio",
     "peak RSS MiB",
+    "peak GPU MiB",
 ]
 
 
@@ -184,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--decode", type=int, default=16, help="tokens decoded after prefill")
     parser.add_argument("--page", type=Path, default=SAMPLES / "report.pdf")
+    parser.add_argument(
+        "--nine-tiles", action="store_true", help="a square page: 3 x 3 tiles + global view"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--models", default="embedded,published")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
@@ -191,18 +216,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         name, variant = args.worker
         result = measure(
-            name, variant, args.layers, args.dtype, args.repeat, args.decode, args.page
-        )
+            name, variant, args.layers, args.dtype, args.repeat, args.decode, args.page,
+            args.device,
+        )  # fmt: skip
         print(json.dumps(result))
         return 0
-    results = [
-        run_isolated(name, variant, args) for name in args.models.split(",") for variant in VARIANTS
-    ]
+    with tempfile.TemporaryDirectory() as folder:
+        if args.nine_tiles:
+            args.page = nine_tile_page(Path(folder))
+        results = [
+            run_isolated(name, variant, args)
+            for name in args.models.split(",")
+            for variant in VARIANTS
+        ]
     notes = [
-        f"page: {args.page} page 1 + {PROMPT_TOKENS} prompt tokens; {args.dtype} dtype; median of "
+        f"page: {'a square 9-tile page' if args.nine_tiles else f'{args.page} page 1'} + "
+        f"{PROMPT_TOKENS} prompt tokens; {args.dtype} dtype on {args.device}; median of "
         f"{args.repeat}; decode = {args.decode} greedy tokens after the prefill",
         f"published = LLaMA hidden 4096, intermediate 11008, 32 heads, {args.layers} of "
-        f"{LLAMA_7B_LAYERS} layers (CLIP-L/336 geometry, 9 tiles); embedded = tpdoc-tiny",
+        f"{LLAMA_7B_LAYERS} layers (CLIP-L/336 geometry, at most 9 tiles); embedded = tpdoc-tiny",
         "ratios are packed / uncompressed, measured side by side in this run",
     ]
     emit(

@@ -5,9 +5,12 @@ Nothing here touches the network or the user's home: caches are pointed at tmp f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY_CORPUS = [
     "Invoice No. INV-2024-0153 Date 12.03.2024 Total 1,234.56 EUR",
@@ -116,6 +119,24 @@ def tiny_model_dir(tiny_tokenizer, tmp_path_factory: pytest.TempPathFactory) -> 
     return save_model(model.eval(), tmp_path_factory.mktemp("models") / "tiny")
 
 
+@contextmanager
+def forward_lengths(module: torch.nn.Module) -> Iterator[list[int]]:
+    """Positions fed to each forward of ``module`` (a language model) inside the block."""
+    seen: list[int] = []
+
+    def hook(_module, args, kwargs):
+        x = kwargs.get("inputs_embeds")
+        if x is None:
+            x = kwargs.get("input_ids", args[0] if args else None)
+        seen.append(x.shape[1])
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 def scripted_language_model(tokenizer, hidden: int, script):
     """A language-model double behind the interface ``DocumentModel`` uses (input
     embeddings, ``generate`` with a streamer, ``compute_transition_scores``).
@@ -130,6 +151,16 @@ def scripted_language_model(tokenizer, hidden: int, script):
     import torch
     from torch import nn
 
+    class LengthOnlyCache:
+        def __init__(self, length: int) -> None:
+            self.length = length
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def crop(self, length: int) -> None:
+            pass
+
     class ScriptedLanguageModel(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -138,6 +169,11 @@ def scripted_language_model(tokenizer, hidden: int, script):
 
         def get_input_embeddings(self) -> nn.Module:
             return self.embed
+
+        def forward(self, inputs_embeds, use_cache=False, past_key_values=None, **_):
+            """Prefilling a page (``DocumentModel.prefill``): a cache that only knows its
+            length; ``generate`` still reads every row from the whole prompt."""
+            return {"past_key_values": LengthOnlyCache(inputs_embeds.shape[1])}
 
         def _read(self, row: torch.Tensor) -> tuple[str, int]:
             same = (row[:, None, :] == self.embed.weight[None]).all(-1)  # [T, vocab]

@@ -67,3 +67,59 @@ def test_generated_documents_print_their_answers(tmp_path):
     for path, items in docs:
         text = "".join(pymupdf.open(path)[0].get_text().split())
         assert items and all("".join(a.split()) in text for _, a in items)
+
+
+def test_the_nine_tile_page_splits_three_by_three(tmp_path):
+    from benchmarks.common import nine_tile_page
+    from tpdoc.pages import open_document
+    from tpdoc.planning import plan_within
+
+    with open_document(nine_tile_page(tmp_path)) as doc:
+        info = doc.info(1)
+        text = doc.render(1)  # the report's content is on it, not a blank page
+    plan = plan_within(1, info.height, info.width, published_shape(1).geometry)
+    assert (plan.plan.rows, plan.plan.cols) == (3, 3)
+    assert text.convert("L").getextrema()[0] < 128
+
+
+def test_ablation_reports_each_variant_at_the_step_asked(tmp_path):
+    from benchmarks.ablation import finished
+
+    log = tmp_path / "mlp" / "log.jsonl"
+    log.parent.mkdir()
+    log.write_text("".join(json.dumps({"step": s, "heldout_em": s / 1000}) + "\n"
+                           for s in (500, 1000)))  # fmt: skip
+    assert finished(tmp_path, "mlp", 500)["heldout_em"] == 0.5  # not the last evaluation
+    assert finished(tmp_path, "mlp", 1000)["heldout_em"] == 1.0
+    assert finished(tmp_path, "mlp", 1500) is None  # not trained that far yet
+    assert finished(tmp_path, "tokenpacker-s2", 500) is None
+
+
+def test_published_shape_pipeline_sets_tokenpacker_beside_the_mlp(monkeypatch):
+    """The GPU table's code path, on a published shape shrunk to CPU size."""
+    import argparse
+    from dataclasses import replace
+
+    from benchmarks import pipeline
+
+    def tiny_shape(layers, *, scale=2, max_tiles=9):
+        config = published_shape(layers, scale=scale, max_tiles=max_tiles)
+        vision = replace(config.vision, levels=(1, 2, 3), config={**config.vision.config,
+                         "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,
+                         "num_attention_heads": 2})  # fmt: skip
+        projector = replace(config.projector, vision_dim=32, embed_dim=32, llm_dim=64,
+                            num_levels=3)  # fmt: skip
+        text = {**config.text, "hidden_size": 64, "intermediate_size": 128,
+                "num_attention_heads": 2, "num_key_value_heads": 2}  # fmt: skip
+        return replace(config, vision=vision, projector=projector, text=text)
+
+    monkeypatch.setattr(pipeline, "published_shape", tiny_shape)
+    args = argparse.Namespace(docs=2, layers=1, device="cpu", dtype="float32", repeat=1,
+                              max_new_tokens=2)  # fmt: skip
+    columns, rows, _ = pipeline.shape_rows(args)
+    assert columns == ["measurement", "tokenpacker (144/tile)", "mlp (576/tile)", "ratio"]
+    by_name = {row[0]: row[1:] for row in rows}
+    assert by_name["batch: failed"][:2] == [0, 0]
+    packed, mlp, ratio = by_name["batch: pages per second"]
+    assert packed > 0 and mlp > 0 and ratio == round(packed / mlp, 3)
+    assert "stage: prefill (s)" in by_name and "stage: cache (s)" not in by_name

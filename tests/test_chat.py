@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import make_pdf, tiny_model_config
+from tests.conftest import forward_lengths, make_pdf, tiny_model_config
 from tpdoc.answer import DocumentQA
 from tpdoc.chat import ChatSession
 from tpdoc.cli import app
@@ -31,35 +31,20 @@ def pdf(tmp_path_factory) -> Path:
     return make_pdf(tmp_path_factory.mktemp("chat") / "doc.pdf", [(300.0, 300.0), (200.0, 400.0)])
 
 
-def forward_lengths(module: torch.nn.Module) -> list[int]:
-    """Positions fed to each forward of the language model."""
-    seen: list[int] = []
-
-    def hook(_module, args, kwargs):
-        x = kwargs.get("inputs_embeds")
-        if x is None:
-            x = kwargs.get("input_ids", args[0] if args else None)
-        seen.append(x.shape[1])
-
-    module.register_forward_pre_hook(hook, with_kwargs=True)
-    return seen
-
-
 def test_follow_ups_cost_only_their_own_tokens_and_match_ask(model, pdf):
     qa = DocumentQA(model, cache=False)
     options = AskOptions(pages="2", max_new_tokens=4)
     vision = []
     model.vision.register_forward_hook(lambda *_: vision.append(1))
     session = ChatSession(qa, pdf, options)
-    lengths = forward_lengths(model.language_model)
     try:
-        first = session.ask(FIRST)
-        first_lengths, lengths[:] = list(lengths), []
-        follow = session.ask(FOLLOW_UP)
-        follow_lengths = list(lengths)
+        with forward_lengths(model.language_model) as lengths:
+            first = session.ask(FIRST)
+            first_lengths, lengths[:] = list(lengths), []
+            follow = session.ask(FOLLOW_UP)
+            follow_lengths = list(lengths)
     finally:
         model.vision._forward_hooks.clear()
-        model.language_model._forward_pre_hooks.clear()
     assert vision == [1]  # the pages were encoded once, at the start
     page = session.pages[2]
     prompt = model.prompt_ids(FOLLOW_UP)

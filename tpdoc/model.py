@@ -241,6 +241,21 @@ class Prefix:
         if extra > 0:
             self.cache.crop(-extra)
 
+    @property
+    def nbytes(self) -> int:
+        return kv_bytes(self.cache)
+
+
+def kv_bytes(cache: Any) -> int:
+    """Bytes held by a transformers cache's key and value tensors."""
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
+
 
 def cache_argument(language_model: nn.Module) -> str:
     """What this transformers version calls the KV cache (``cache`` from 5.x on)."""

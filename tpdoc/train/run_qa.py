@@ -196,6 +196,7 @@ def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, 
     tile (unless the tower is frozen) and of every packed token. ``ask=False`` leaves the
     questions out (the reading-only start). Returns the losses by name."""
     tiles = sample.plan.rows * sample.plan.cols
+    device = model.device  # samples come from the data workers on the CPU
     losses: dict[str, torch.Tensor] = {}
     aligns: list[torch.Tensor | None] = []
     with autocast():
@@ -204,23 +205,23 @@ def step_loss(model: DocumentModel, head: GlyphHead | None, sample: PageSample, 
         views, runs = line_runs(sample, rng, LINE_READS, MAX_LINES, white)
         if runs:
             with torch.set_grad_enabled(head is not None and torch.is_grad_enabled()):
-                line_feats = model.vision(views)
+                line_feats = model.vision(views.to(device))
             line_packed = model.projector(
                 features=line_feats.features, multi_level_features=line_feats.multi_level_features
             )  # [n, Q, D]
             losses["lines"], align = read_losses(model, line_packed, runs, guide)
             aligns.append(align)
         with torch.set_grad_enabled(head is not None and torch.is_grad_enabled()):
-            feats = model.vision(sample.views)  # [V, N, C], [V, N, L*C]
+            feats = model.vision(sample.views.to(device))  # [V, N, C], [V, N, L*C]
         packed = model.projector(
             features=feats.features, multi_level_features=feats.multi_level_features
         )  # [V, Q, D]
         if head is not None:
             losses["glyph"] = glyph_loss(
-                head(feats.features[:tiles]), sample.glyph_labels, NONE_WEIGHT
+                head(feats.features[:tiles]), sample.glyph_labels.to(device), NONE_WEIGHT
             )
         if packed_head is not None:
-            labels = page_packed_labels(model, sample)
+            labels = page_packed_labels(model, sample).to(device)
             losses["packed_glyph"] = glyph_loss(
                 packed_head(packed[:tiles]), labels, PACKED_NONE_WEIGHT
             )
@@ -282,7 +283,7 @@ def evaluate(model: DocumentModel, held_out: list[PageSample],
         if packed_head is not None:
             # How much of the printed text survives packing (a linear read-out per token).
             tiles = sample.plan.rows * sample.plan.cols
-            labels = page_packed_labels(model, sample)
+            labels = page_packed_labels(model, sample).to(packed.device)
             right, total, _ = glyph_accuracy(packed_head(packed[:tiles]), labels)
             glyphs_right, glyphs_total = glyphs_right + right, glyphs_total + total
         page = model.page_embeddings(packed, sample.plan)
