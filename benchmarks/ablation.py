@@ -16,7 +16,8 @@ the stage-2 training code and is skipped when already finished, so a long run re
 ``--parallel N`` trains N variants at once in their own processes (a GPU machine's cores).
 
     python -m benchmarks.ablation --out checkpoints/ablation --steps 300 [--json]
-    python -m benchmarks.ablation --steps 2000 --parallel 6 --workers 2 --device cuda
+    python -m benchmarks.ablation --steps 1000 --eval-every 500 --parallel 6 --workers 2 \
+        --device cuda
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
 from benchmarks.common import ROOT, emit
 from benchmarks.prefill import measure
@@ -100,7 +102,7 @@ def train_in_parallel(names: list[str], args: argparse.Namespace) -> None:
     """Train the unfinished variants ``args.parallel`` at a time, each in its own process
     (log: ``OUT/<variant>.log``); the table is then read from their logs."""
     todo = [n for n in names if finished(args.out, n, args.steps) is None]
-    running: list[tuple[str, subprocess.Popen]] = []
+    running: list[tuple[str, subprocess.Popen, IO[str]]] = []
     args.out.mkdir(parents=True, exist_ok=True)
     threads = str(max(1, (os.cpu_count() or 1) // max(1, args.parallel)))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -116,13 +118,21 @@ def train_in_parallel(names: list[str], args: argparse.Namespace) -> None:
             if args.init_model is not None:
                 cmd += ["--init-model", str(args.init_model)]
             log = (args.out / f"{name}.log").open("w")
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=log, env=env)))
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+            running.append((name, proc, log))
         time.sleep(2)
-        for name, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((name, proc))
-                if proc.returncode:
-                    raise SystemExit(f"variant {name} failed: see {args.out / (name + '.log')}")
+        for entry in list(running):
+            name, proc, log = entry
+            if proc.poll() is None:
+                continue
+            running.remove(entry)
+            log.close()
+            if proc.returncode:
+                for _, other, other_log in running:  # no orphans training on
+                    other.terminate()
+                    other.wait()
+                    other_log.close()
+                raise SystemExit(f"variant {name} failed: see {args.out / (name + '.log')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

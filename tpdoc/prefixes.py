@@ -23,7 +23,9 @@ class PrefixCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._kept: OrderedDict[Hashable, Any] = OrderedDict()  # key -> Prefix
-        self._seen: set[Hashable] = set()
+        # Pages asked once, by hash: a batch over many files keeps only small integers. A
+        # collision merely keeps some page one question early.
+        self._seen: set[int] = set()
         self.hits = 0
 
     def __len__(self) -> int:
@@ -43,9 +45,9 @@ class PrefixCache:
 
     def wanted(self, key: Hashable) -> bool:
         """Whether to prefill this page for keeping: it was asked before."""
-        if key in self._seen:
+        if hash(key) in self._seen:
             return self.max_bytes > 0
-        self._seen.add(key)
+        self._seen.add(hash(key))
         return False
 
     def put(self, key: Hashable, prefix: Any) -> None:
