@@ -11,7 +11,10 @@ character error rates on held-out tiles and lines; and the same for the samples
     python -m benchmarks.accuracy [--model DIR] [--docs 100] [--tiles 40] [--json]
 
 ``--tiles`` held-out tiles and as many single lines (shown alone) are transcribed for the
-character error rates.
+character error rates: a generating model is asked to read them, a pointer model's
+read-out is taken as it is (every printed slot in reading order). Every ``SCAN_EVERY``-th
+document is asked as a scan instead: its first page rendered, damaged like a scan
+(rotation, blur, noise, JPEG) and saved as a JPEG image.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from tpdoc.results import AskOptions, FailedRequest, Request
 
 SEED = 0
 QUESTIONS_PER_PAGE = 4
+SCAN_EVERY = 3
+SCAN_DPI = 150
 
 
 def held_out_questions(folder: Path, docs: int, seed: int = SEED) -> list[dict]:
@@ -43,15 +48,31 @@ def held_out_questions(folder: Path, docs: int, seed: int = SEED) -> list[dict]:
     items = []
     for i in range(docs):
         synth = make_document(rng, split="eval")
-        path = folder / f"{synth.kind}-{i:03d}.pdf"
-        for page in range(1, synth.doc.page_count + 1):
+        scan = i % SCAN_EVERY == SCAN_EVERY - 1
+        path = folder / f"{synth.kind}-{i:03d}.{'jpg' if scan else 'pdf'}"
+        for page in range(1, 2 if scan else synth.doc.page_count + 1):
             for question, answer, key in questions_for(synth, page, rng, QUESTIONS_PER_PAGE):
                 field = "absent" if answer == "not found" else key.partition(":")[0]
                 items.append({"file": str(path), "question": question, "answers": [answer],
-                              "field": field, "kind": synth.kind})  # fmt: skip
-        synth.doc.save(str(path))
+                              "field": field, "kind": synth.kind + " (scan)" * scan,
+                              "lang": synth.lang})  # fmt: skip
+        if scan:
+            save_scan(synth.doc[0], path, rng)
+        else:
+            synth.doc.save(str(path))
         synth.doc.close()
     return items
+
+
+def save_scan(page, path: Path, rng: random.Random) -> None:
+    """The page rendered at ``SCAN_DPI`` and damaged like a scan, as a JPEG."""
+    from tpdoc.pages import rasterise_pdf_page
+    from tpdoc.synth.render import degrade
+
+    scale = SCAN_DPI / 72
+    size = (round(page.rect.width * scale), round(page.rect.height * scale))
+    image, _ = degrade(rasterise_pdf_page(page, size), rng, [])
+    image.save(path, format="JPEG", quality=rng.randint(50, 85))
 
 
 def sample_questions() -> list[dict]:
@@ -88,10 +109,25 @@ def group_rows(scored: list[dict], by: str) -> list[list]:
     return rows
 
 
+def read_out(model, view) -> str:
+    """A pointer model's read-out of one view: every printed slot, lines in reading order
+    joined by spaces."""
+    import torch
+
+    from tpdoc.readout import span_text
+
+    grid = model.config.slot_grid
+    with torch.no_grad():
+        classes = model.pointer.read(model.encode(view)).argmax(-1)[0]  # [Q, S]
+    slots = grid.to_grid(classes)  # [R, C]
+    return span_text(slots, (0, 0), (slots.shape[0] - 1, slots.shape[1] - 1), grid).text
+
+
 def read_cer(model, count: int, seed: int = SEED, *, single_lines: bool = False
              ) -> tuple[float, int]:  # fmt: skip
     """Transcription CER of held-out tiles (the model asked to read one tile), or of single
-    lines shown alone on a tile (``tpdoc.train.lines``); and the characters read."""
+    lines shown alone on a tile (``tpdoc.train.lines``); and the characters read. A pointer
+    model's read-out is compared with the text's lines joined by spaces."""
     import torch
 
     from tpdoc.train.glyphs import GlyphGrid
@@ -114,6 +150,12 @@ def read_cer(model, count: int, seed: int = SEED, *, single_lines: bool = False
         else:
             index, text = rng.choice(sample.tile_texts)
             view = sample.views[index : index + 1]
+        if model.pointer is not None:
+            text = " ".join(text.split())
+            errors += cer(read_out(model, view), text) * len(text)
+            chars += len(text)
+            done += 1
+            continue
         with torch.no_grad():
             page = model.page_embeddings(model.encode(view), single_tile_plan(tiling.tile_size))
             batch = model.build_batch([model.prompt_ids(READ_QUESTION)], [page])
@@ -140,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored = ask_all(qa, items)
         samples = ask_all(qa, sample_questions())
     rows = [["all held-out", *group_rows([{**s, "all": ""} for s in scored], "all")[0][1:]]]
-    rows += group_rows(scored, "kind") + group_rows(scored, "field")
+    rows += group_rows(scored, "kind") + group_rows(scored, "lang") + group_rows(scored, "field")
     rows += [["samples/questions.jsonl", *group_rows([{**s, "all": ""} for s in samples],
                                                      "all")[0][1:]]]  # fmt: skip
     for what, single in (("tiles", False), ("single lines", True)):
@@ -154,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "".join(json.dumps(s) + "\n" for s in [*scored, *samples]))  # fmt: skip
     notes = [
         f"model: {args.model or 'embedded default'}; {args.docs} held-out documents (seed "
-        f"{args.seed}): fonts and the boxed field layout never trained on; every page asked",
+        f"{args.seed}): fonts, the boxed field layout and question phrasings never trained "
+        f"on; every {SCAN_EVERY}rd one a JPEG scan of its first page; every page asked",
         "exact match: case- and space-insensitive; ANLS as DocVQA (threshold 0.5); the "
         "CER row's third column is the character error rate",
     ]

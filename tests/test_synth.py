@@ -130,3 +130,29 @@ def test_boxed_field_layout_is_held_out_from_training(monkeypatch):
             synth = layouts.make_document(rng, kind="form", split=split)
             synth.doc.close()
     assert "eval" in drawn and "train" not in drawn
+
+
+def test_held_out_documents_are_asked_in_phrasings_training_never_uses():
+    import random
+    import re
+
+    from tpdoc.synth.layouts import make_document
+    from tpdoc.synth.questions import HELD_OUT_PARAPHRASES, PARAPHRASES, questions_for
+
+    def patterns(table):
+        return {
+            re.escape(p.lower()).replace(re.escape("{item}"), ".+")
+            for ps in table.values()
+            for p in ps
+        }
+
+    trained, held_out = patterns(PARAPHRASES), patterns(HELD_OUT_PARAPHRASES)
+    assert not trained & held_out
+    rng = random.Random(0)
+    for split, allowed in (("train", trained), ("eval", held_out)):
+        for _ in range(3):
+            synth = make_document(rng, split=split)
+            for question, _, _ in questions_for(synth, 1, rng, 6, absent_rate=1.0):
+                text = question.lower().rstrip("?")
+                assert any(re.fullmatch(p, text) for p in allowed), (split, question)
+            synth.doc.close()

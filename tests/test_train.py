@@ -60,6 +60,14 @@ def test_text_lines_carry_their_boxes_in_tile_pixels():
     assert both.box == (4, 2, 40, 32)
 
 
+def test_a_tile_without_lines_gives_an_unguided_answer_not_a_crash():
+    from tpdoc.train.run_qa import answer_line
+
+    assert joined([]).text == ""
+    line = answer_line([], "42.00")
+    assert (line.text, line.centres) == ("42.00", ())
+
+
 def test_line_runs_show_only_their_lines_and_say_them():
     from tpdoc.registry import load_config
     from tpdoc.train.lines import LINE_MARGIN, line_runs, white_value

@@ -25,6 +25,7 @@ from tpdoc.cache import CacheKey, VisualTokenCache, file_sha256
 from tpdoc.errors import TpdocError, UsageError
 from tpdoc.planning import BudgetError, PagePlan, TokenLimit, plan_within
 from tpdoc.results import (
+    NOT_FOUND,
     AnswerResult,
     AskOptions,
     FailedRequest,
@@ -313,6 +314,9 @@ class DocumentQA:
 
     def _answer(self, jobs: list[_Job]) -> None:
         live = [job for job in jobs if job.state.error is None]
+        if self.model.pointer is not None:
+            self._point(live)
+            return
         batched = [job for job in live if not self._answer_from_prefix(job)]
         order = sorted(
             batched, key=lambda j: (j.state.request.options.max_new_tokens, j.plan.visual_tokens)
@@ -327,6 +331,25 @@ class DocumentQA:
             ]
             index += len(chunk)
             self._generate(chunk, tokens)
+
+    def _point(self, jobs: list[_Job]) -> None:
+        """A pointer model's answers (``tpdoc.pointer``): one pass of the language model
+        over each tile row with the question, no generation; the pass counts as prefill."""
+        for index in range(0, len(jobs), self.sequences_per_batch):
+            chunk = jobs[index : index + self.sequences_per_batch]
+            questions = [job.state.question for job in chunk]
+            pages = [(job.packed, job.plan.plan) for job in chunk]
+            seconds, spans = _timed(
+                lambda q=questions, p=pages: self.model.point(q, p), self.model.device
+            )
+            _share(chunk, "prefill", seconds, [1] * len(chunk))
+            for job, span in zip(chunk, spans, strict=True):
+                text = NOT_FOUND if span.text is None else span.text
+                if job.state.on_text is not None:
+                    job.state.on_text(job.plan.page, text)
+                job.state.answers[job.index] = PageAnswer(
+                    job.plan.page, text, span.logprob, job.plan, job.cached, box=span.box
+                )
 
     def _answer_from_prefix(self, job: _Job) -> bool:
         """Answer a page asked before from its prefilled prefix (prefilling it now on the

@@ -15,6 +15,7 @@ from typing import Any
 
 from tpdoc.errors import ConfigError, ModelFormatError
 from tpdoc.packer import PackerConfig
+from tpdoc.pointer import AnswerConfig
 from tpdoc.tiling import CLIP_MEAN, CLIP_STD, TilingConfig
 
 MODEL_TYPE = "tpdoc"
@@ -104,6 +105,8 @@ class ModelConfig:
     image_std: tuple[float, float, float] = CLIP_STD
     prompt: str = "tpdoc"
     short_answer: bool = False
+    # How answers come out: generated (published checkpoints) or pointed at on the page.
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
 
     def __post_init__(self) -> None:
         v, p = self.vision, self.projector
@@ -124,6 +127,10 @@ class ModelConfig:
             (
                 self.text.get("hidden_size") == p.llm_dim,
                 f"text hidden_size {self.text.get('hidden_size')} != projector llm_dim {p.llm_dim}",
+            ),
+            (
+                self.answer.kind == "generate" or p.kind == "tokenpacker",
+                f"a pointer answer head reads TokenPacker tokens, not {p.kind!r} ones",
             ),
         ]
         for ok, message in checks:
@@ -155,7 +162,18 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.answer == AnswerConfig():
+            del data["answer"]  # generating models' configs stay as they were
         return {"model_type": MODEL_TYPE, **data}
+
+    @property
+    def slot_grid(self):
+        """How a pointer model's read-out cuts each view into slots (``tpdoc.readout``)."""
+        from tpdoc.readout import SlotGrid
+
+        v, p, a = self.vision, self.projector, self.answer
+        cell = v.tile_size // v.patch_grid
+        return SlotGrid(cell=cell, rows=a.rows, cols=a.cols, scale=p.scale, grid=p.grid)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -165,6 +183,7 @@ class ModelConfig:
         try:
             vision = VisionConfig(**data.pop("vision"))
             projector = PackerConfig(**data.pop("projector"))
+            answer = AnswerConfig(**data.pop("answer", {}))
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(data) - known)
             if unknown:
@@ -172,7 +191,7 @@ class ModelConfig:
             for key in ("image_mean", "image_std"):
                 if key in data:
                     data[key] = tuple(data[key])
-            return cls(vision=vision, projector=projector, **data)
+            return cls(vision=vision, projector=projector, answer=answer, **data)
         except (KeyError, TypeError) as exc:
             raise ModelFormatError(f"malformed tpdoc config: {exc}") from exc
 

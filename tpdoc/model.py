@@ -19,6 +19,7 @@ from torch import nn
 from tpdoc.config import ModelConfig
 from tpdoc.errors import ConfigError
 from tpdoc.packer import build_projector
+from tpdoc.pointer import PointerHead, Span, page_answer, point_pages, read_page
 from tpdoc.prompts import PromptIds, PromptTemplate, tokenize_prompt
 from tpdoc.sequence import Batch, Separators, assemble_batch, page_embeddings
 from tpdoc.tiling import TilePlan
@@ -76,6 +77,12 @@ class DocumentModel(nn.Module):
         self.tokenizer = tokenizer
         self.template = PromptTemplate.load(config.prompt)
         self.separators = Separators.from_tokenizer(tokenizer)
+        # Pointer models answer by pointing at their read-out (tpdoc.pointer); None: generate.
+        self.pointer = (
+            PointerHead(config.slot_grid, config.projector.llm_dim)
+            if config.answer.kind == "pointer"
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: ModelConfig, tokenizer: Any) -> DocumentModel:
@@ -155,6 +162,29 @@ class DocumentModel(nn.Module):
             labels=batch.labels,
         )
         return out.loss
+
+    @torch.no_grad()
+    def point(self, questions: Sequence[str], pages: Sequence[tuple[torch.Tensor, TilePlan]]
+              ) -> list[Span]:  # fmt: skip
+        """A pointer model's answers (``tpdoc.pointer``): for each question, its page's
+        packed views ``[V, Q, D]`` and plan, the best span on the page (text, log-probability,
+        box as fractions of the page), or "not found" (``text`` None)."""
+        if self.pointer is None:
+            raise ConfigError(
+                f"model {self.config.name!r} generates its answers; it has no pointer"
+            )
+        tok = self.tokenizer
+        asks = []
+        for question, (packed, plan) in zip(questions, pages, strict=True):
+            read = read_page(self.pointer, packed.to(self.device), plan.rows, plan.cols)
+            asks.append((tok(question).input_ids, read, plan.cols))
+        rows = point_pages(
+            self.language_model, self.pointer, asks, tok.eos_token_id, self.separators.tile
+        )
+        t = self.config.tiling.tile_size
+        return [
+            page_answer(spans, t, plan.fit) for spans, (_, plan) in zip(rows, pages, strict=True)
+        ]
 
     @torch.no_grad()
     def prefill(self, prompt: PromptIds, page: torch.Tensor) -> Prefix:

@@ -21,6 +21,7 @@ DEFAULT_MAX_NEW_TOKENS = 32
 SCALES = (2, 3, 4)
 TIMING_DIGITS = 4
 CONFIDENCE_DIGITS = 4
+NOT_FOUND = "not found"  # the answer when the document does not say
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class PageAnswer:
     confidence: float  # mean log-probability of the generated tokens, EOS included
     plan: PagePlan
     cached: bool  # packed tokens came from the visual-token cache
+    # Where a pointer model read the answer: x0, y0, x1, y1 as fractions of the page's
+    # width and height; None for generated answers and "not found".
+    box: tuple[float, float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
@@ -94,6 +98,7 @@ class PageAnswer:
             "page": self.page,
             "answer": self.answer,
             "confidence": round_finite(self.confidence, CONFIDENCE_DIGITS),
+            "box": list(self.box) if self.box is not None else None,
             "grid": [p.plan.rows, p.plan.cols],
             "tiles": p.plan.num_views,
             "max_tiles": p.max_tiles,
@@ -157,6 +162,7 @@ class AnswerResult:
             "answer": self.answer,
             "page": self.page,
             "confidence": round_finite(self.confidence, CONFIDENCE_DIGITS),
+            "box": list(self.best.box) if self.best.box is not None else None,
             "pages": [p.to_json() for p in self.pages] if self.all_pages else None,
             "tokens": self.tokens.to_json(),
             "timings": {k: round(v, TIMING_DIGITS) for k, v in self.timings.items()},
@@ -184,9 +190,13 @@ class FailedRequest:
 
 
 def best_page(pages: tuple[PageAnswer, ...]) -> PageAnswer:
-    """The most confident page; ties go to the earlier page asked."""
-    order = max(range(len(pages)), key=lambda i: (pages[i].confidence, -i))
-    return pages[order]
+    """The most confident page that found an answer (a page that says "not found" only
+    wins when every page does); ties go to the earlier page asked."""
+
+    def rank(i: int) -> tuple[bool, float, int]:
+        return (pages[i].answer != NOT_FOUND, pages[i].confidence, -i)
+
+    return pages[max(range(len(pages)), key=rank)]
 
 
 def round_finite(value: float | None, digits: int) -> float | None:

@@ -29,7 +29,6 @@ LINE_GAP = 1.45  # baseline distance in font sizes
 INK = ((0, 0, 0), (0.1, 0.1, 0.15), (0.15, 0.15, 0.3), (0.2, 0.05, 0.05))
 BANDS = ((0.12, 0.3, 0.55), (0.55, 0.1, 0.1), (0.1, 0.45, 0.3), (0.3, 0.3, 0.3), (0.4, 0.2, 0.5))
 SHADE = (0.92, 0.93, 0.95)
-NOT_FOUND = "not found"
 HELD_OUT_FIELD_STYLES = ("boxed",)  # key-value layouts only held-out documents use
 
 

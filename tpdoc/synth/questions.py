@@ -3,13 +3,16 @@
 In: a ``SynthDoc``'s facts and a ``random.Random``. Out: ``(question, answer, key)``
 triples in plain English (paraphrases, lower/upper case, with and without a question
 mark), including questions whose answer is not on the document, answered ``not found``.
+Held-out documents (split ``eval``) are asked in phrasings training never uses
+(``HELD_OUT_PARAPHRASES``), so the benchmark measures questions as people word them.
 """
 
 from __future__ import annotations
 
 import random
 
-from tpdoc.synth.layouts import NOT_FOUND, Fact, SynthDoc
+from tpdoc.results import NOT_FOUND
+from tpdoc.synth.layouts import Fact, SynthDoc
 
 PARAPHRASES: dict[str, tuple[str, ...]] = {
     "invoice_number": (
@@ -48,13 +51,39 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
     "item_qty": ("How many {item} were ordered", "What is the quantity of {item}",
                  "qty of {item}"),
 }  # fmt: skip
+# Phrasings for held-out documents only: training never sees them.
+HELD_OUT_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "invoice_number": ("Tell me the invoice number", "which number does this invoice have"),
+    "order_number": ("Which PO is this", "What is the purchase order reference"),
+    "receipt_number": ("Tell me the receipt number", "receipt number please"),
+    "date": ("On which date was this written", "document date"),
+    "due_date": ("What is the payment deadline", "when does this have to be paid by"),
+    "total": ("What is the final amount", "Tell me the total", "amount to pay"),
+    "subtotal": ("What is the amount before tax", "net total"),
+    "tax": ("How much VAT is charged", "what is the sales tax"),
+    "customer_id": ("What is my customer number", "Which customer ID is given"),
+    "phone": ("Which number can I call", "telephone number"),
+    "iban": ("What IBAN should I pay to", "bank account number"),
+    "issuer": ("Who sent this", "Which company is the sender"),
+    "customer": ("Who was billed", "recipient name"),
+    "title": ("What is this document called", "document title"),
+    "revenue": ("How high was the revenue", "total revenue"),
+    "growth": ("How much did the order volume increase", "What growth is reported"),
+    "employees": ("What is the headcount", "How many staff are there"),
+    "signer": ("Who wrote the letter", "Whose signature is on the letter"),
+    "city": ("In which city", "which city is named"),
+    "item_price": ("What does one {item} cost", "{item} unit price"),
+    "item_amount": ("What is the line amount of the {item}", "{item} total"),
+    "item_qty": ("How many of {item} are listed", "{item} quantity"),
+}  # fmt: skip
 ABSENT_CANDIDATES = ("invoice_number", "order_number", "due_date", "customer_id", "iban",
                      "revenue", "signer", "tax", "growth")  # fmt: skip
 
 
-def phrase(rng: random.Random, key: str) -> str:
+def phrase(rng: random.Random, key: str, held_out: bool = False) -> str:
     base, _, item = key.partition(":")
-    text = rng.choice(PARAPHRASES[base]).format(item=item.lower() if rng.random() < 0.7 else item)
+    table = HELD_OUT_PARAPHRASES if held_out else PARAPHRASES
+    text = rng.choice(table[base]).format(item=item.lower() if rng.random() < 0.7 else item)
     style = rng.random()
     if style < 0.15:
         text = text.lower()
@@ -76,10 +105,11 @@ def questions_for(synth: SynthDoc, page: int, rng: random.Random, n: int,
             facts[fact.key] = fact
     keys = list(facts)
     rng.shuffle(keys)
-    out = [(phrase(rng, k), facts[k].value, k) for k in keys[:n]]
+    held_out = synth.split == "eval"
+    out = [(phrase(rng, k, held_out), facts[k].value, k) for k in keys[:n]]
     present = {f.key for f in synth.facts}
     absent = [k for k in ABSENT_CANDIDATES if k not in present]
     if absent and (rng.random() < absent_rate or not out):
         key = rng.choice(absent)
-        out.append((phrase(rng, key), NOT_FOUND, key))
+        out.append((phrase(rng, key, held_out), NOT_FOUND, key))
     return out

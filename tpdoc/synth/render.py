@@ -33,15 +33,16 @@ class Glyph:
         return (x0 + x1) / 2, (y0 + y1) / 2
 
 
-def glyphs(page: Any, size: tuple[int, int]) -> list[Glyph]:
-    """Every printed, non-space character with its box scaled to ``size`` (width, height)."""
+def glyphs(page: Any, size: tuple[int, int], spaces: bool = False) -> list[Glyph]:
+    """Every printed character with its box scaled to ``size`` (width, height); spaces
+    (the text layer's own, as " ") only with ``spaces``."""
     sx, sy = size[0] / page.rect.width, size[1] / page.rect.height
     out = []
     for block in page.get_text("rawdict")["blocks"]:
         for line in block.get("lines", ()):
             for span in line["spans"]:
                 for ch in span["chars"]:
-                    if ch["c"].isspace():
+                    if ch["c"].isspace() and not (spaces and ch["c"] == " "):
                         continue
                     x0, y0, x1, y1 = ch["bbox"]
                     out.append(Glyph(ch["c"], (x0 * sx, y0 * sy, x1 * sx, y1 * sy)))

@@ -42,6 +42,33 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         help="first steps transcribe only (lines and tiles), no questions",
     )  # fmt: skip
     qa.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    pointer = sub.add_parser("pointer", help="the answer pointer on true read-outs (stage P)")
+    pointer.add_argument("--out", type=Path, required=True)
+    pointer.add_argument("--steps", type=int, required=True)
+    pointer.add_argument("--batch", type=int, default=16)
+    pointer.add_argument("--lr", type=float, default=1e-3)
+    pointer.add_argument("--seed", type=int, default=0)
+    pointer.add_argument("--eval-every", type=int, default=250)
+    pointer.add_argument("--workers", type=int, default=1)
+    pointer.add_argument("--resume", action="store_true")
+    pointer.add_argument("--init", type=Path, help="pointer.safetensors to start from")
+    pointer.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
+    read = sub.add_parser("read", help="dense read-out of tower + packer (stage R)")
+    read.add_argument("--out", type=Path, required=True)
+    read.add_argument("--steps", type=int, required=True)
+    read.add_argument("--lr", type=float, default=1e-3)
+    read.add_argument("--seed", type=int, default=0)
+    read.add_argument("--eval-every", type=int, default=200)
+    read.add_argument("--workers", type=int, default=1)
+    read.add_argument("--resume", action="store_true")
+    read.add_argument("--init-model", type=Path, help="model folder (default: tpdoc-tiny)")
+    read.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
+    read.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    compose = sub.add_parser("compose", help="a pointer model from stages R and P")
+    compose.add_argument("--read", type=Path, required=True, help="stage R's read.safetensors")
+    compose.add_argument("--pointer", type=Path, required=True, help="stage P's weights")
+    compose.add_argument("--out", type=Path, required=True)
+    compose.add_argument("--fp16", action="store_true", help="store float16 (shipped weights)")
     export = sub.add_parser("export", help="write a trained model folder as shipped fp16 weights")
     export.add_argument("--model", type=Path, required=True, help="a saved model folder")
     export.add_argument("--out", type=Path, required=True, help="e.g. tpdoc/embedded/tpdoc-tiny")
@@ -54,6 +81,36 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         # Other files in the folder (the model card) are kept.
         save_model(load_model(args.model), args.out, dtype=torch.float16)
         print(args.out)
+    if args.stage == "pointer":
+        import torch
+
+        from tpdoc.train.run_pointer import train_pointer
+
+        torch.set_num_threads(args.threads)
+        metrics = train_pointer(
+            args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+            eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
+        )  # fmt: skip
+        print(metrics)
+    if args.stage == "compose":
+        import torch
+
+        from tpdoc.train.compose import compose_model
+
+        dtype = torch.float16 if args.fp16 else None
+        print(compose_model(args.read, args.pointer, args.out, dtype=dtype))
+    if args.stage == "read":
+        import torch
+
+        from tpdoc.train.run_read import train_read
+
+        torch.set_num_threads(args.threads)
+        metrics = train_read(
+            args.out, steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
+            workers=args.workers, resume=args.resume, init_model=args.init_model,
+            bf16=not args.fp32,
+        )  # fmt: skip
+        print(metrics)
     if args.stage == "glyphs":
         from tpdoc.train.run_glyphs import train_glyphs
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tpdoc.pages import rasterise_pdf_page as rasterise
+from tpdoc.readout import BLANK, readout_loss
 from tpdoc.synth.layouts import make_document
 from tpdoc.synth.render import degrade, glyphs
 
@@ -25,7 +26,7 @@ from tpdoc.synth.render import degrade, glyphs
 CHARSET = (
     "".join(chr(c) for c in range(33, 127)) + "€£₹°ºªÄÖÜäöüßàâçéèêëîïôûùÉÈÀÇñÑáíóúÁÍÓÚ«»–—’‘“”"
 )
-NONE, OTHER = 0, 1
+NONE, OTHER = BLANK, 1
 DPI_RANGE = (85.0, 170.0)  # effective resolutions of A4/Letter pages under the tiler
 
 
@@ -130,11 +131,7 @@ class GlyphHead(nn.Module):
 
 def glyph_loss(logits: torch.Tensor, labels: torch.Tensor, none_weight: float) -> torch.Tensor:
     """Cross-entropy over sub-cells, empty ones down-weighted (most of a page is blank)."""
-    weight = torch.ones(logits.shape[-1], device=logits.device)
-    weight[NONE] = none_weight
-    return nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), weight=weight
-    )
+    return readout_loss(logits, labels, none_weight)  # NONE is the read-out's BLANK (0)
 
 
 @torch.no_grad()

@@ -46,6 +46,8 @@ class TextLine:
 
 def joined(lines: list[TextLine], limit: int | None = None) -> TextLine:
     """Lines as one text (newlines between them) with their characters' centres."""
+    if not lines:  # a tile without print (a single-tile question may name one)
+        return TextLine((0.0, 0.0, 0.0, 0.0), "")
     text = "\n".join(line.text for line in lines)
     centres: list[tuple[float, float] | None] = []
     for i, line in enumerate(lines):
@@ -122,8 +124,11 @@ def tile_lines(found: list[Glyph], x0: float, y0: float) -> list[TextLine]:
     return out
 
 
-def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split: str,
-                questions: int) -> PageSample | None:  # fmt: skip
+def planned_page(rng: random.Random, tiling: TilingConfig, split: str):
+    """A random page of a new synthetic document as tpdoc plans it at answer time:
+    ``(synth, page number, pymupdf page, TilePlan, the (width, height) it is drawn at)``;
+    mostly at the planning resolution, sometimes at another, sometimes drawn at its own
+    size and resized by the tiler as image inputs are."""
     synth = make_document(rng, split=split)
     number = rng.randrange(synth.doc.page_count) + 1
     page = synth.doc[number - 1]
@@ -132,6 +137,12 @@ def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split
     width, height = round(page.rect.width * scale), round(page.rect.height * scale)
     plan = plan_page(height, width, tiling)
     size = (width, height) if rng.random() < RESIZE_RATE else (plan.fit[1], plan.fit[0])
+    return synth, number, page, plan, size
+
+
+def make_sample(rng: random.Random, tiling: TilingConfig, grid: GlyphGrid, split: str,
+                questions: int) -> PageSample | None:  # fmt: skip
+    synth, number, page, plan, size = planned_page(rng, tiling, split)
     image = rasterise(page, size)
     found = glyphs(page, size)
     asked = questions_for(synth, number, rng, questions)

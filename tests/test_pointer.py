@@ -1,0 +1,270 @@
+"""The pointer answer head: slots, reading a span back, training targets, answering."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from tests.conftest import tiny_model_config
+from tpdoc.pointer import (
+    AnswerConfig,
+    best_span,
+    pointer_inputs,
+    slot_index,
+    slot_position,
+)
+from tpdoc.readout import (
+    BLANK,
+    SPACE,
+    SlotGrid,
+    char_class,
+    class_char,
+    slot_labels,
+    span_text,
+)
+
+GRID = SlotGrid()  # the embedded model's: 16-px cells, 2 x 4 sub-cells, s = 2, G = 24
+
+
+def write(chars: str, x: float, y: float, pitch: float = 8.0) -> list:
+    """Characters on one line, centres ``pitch`` pixels apart."""
+    return [(c, (x + i * pitch, y)) for i, c in enumerate(chars)]
+
+
+def test_slot_numbering_round_trips_across_a_row_of_tiles():
+    for index in (0, 31, 32, 4607, 4608, 3 * 4608 - 1):
+        assert slot_index(*slot_position(index, GRID), GRID) == index
+    # The first slot of the second tile sits right of the first tile's last column.
+    assert slot_position(4608, GRID) == (0, GRID.slot_cols)
+    labels = torch.arange(GRID.slot_rows * GRID.slot_cols).view(GRID.slot_rows, GRID.slot_cols)
+    assert torch.equal(GRID.to_grid(GRID.from_grid(labels)), labels)
+    by_token = GRID.from_grid(labels)  # [Q, S]
+    r, c = slot_position(5 * GRID.per_token + 9, GRID)
+    assert by_token[5, 9] == labels[r, c]
+
+
+def test_a_character_beats_a_space_in_the_same_slot():
+    labels = slot_labels([("a", (10.0, 10.0)), (" ", (10.5, 10.5)), (" ", (30.0, 10.0))], GRID)
+    assert labels[1, 2] == char_class("a")
+    assert labels[1, 7] == SPACE
+    assert int((labels != BLANK).sum()) == 2
+    assert class_char(char_class("€")) == "€" and class_char(SPACE) == " "
+
+
+def test_span_text_reads_one_line_between_start_and_end():
+    chars = write("Total: 1,234.56 EUR", 20.0, 44.0)
+    classes = slot_labels(chars, GRID)
+    start = GRID.slot_of(*chars[7][1])
+    end = GRID.slot_of(*chars[14][1])
+    read = span_text(classes, start, end, GRID)
+    assert read.text == "1,234.56"
+    x0, y0, x1, y1 = read.box
+    assert x0 <= chars[7][1][0] < x1 and y0 <= 44.0 < y1
+    assert span_text(classes, end, start, GRID).text == ""  # backwards reads nothing
+
+
+def test_a_slightly_rotated_line_is_read_by_column_across_two_slot_rows():
+    # Each character 0.5 px lower than the last: the line crosses from slot row 5 to 6.
+    chars = [(c, (20.0 + 8 * i, 46.0 + 0.5 * i)) for i, c in enumerate("ABCDEFGHIJ")]
+    classes = slot_labels(chars, GRID)
+    rows = {GRID.slot_of(*p)[0] for _, p in chars}
+    assert rows == {5, 6}
+    read = span_text(classes, GRID.slot_of(*chars[0][1]), GRID.slot_of(*chars[-1][1]), GRID)
+    assert read.text == "ABCDEFGHIJ"
+
+
+def test_a_span_over_several_lines_reads_them_in_order():
+    chars = write("noise Main Street 5", 20.0, 20.0) + write("10115 Berlin more", 20.0, 60.0)
+    classes = slot_labels(chars, GRID)
+    start = GRID.slot_of(*chars[6][1])  # "M"
+    end = GRID.slot_of(*chars[19 + 11][1])  # the "n" of Berlin
+    assert span_text(classes, start, end, GRID).text == "Main Street 5 10115 Berlin"
+
+
+def test_best_span_prefers_the_peaked_span_and_otherwise_not_here():
+    chars = write("Due 12.03.2024", 40.0, 100.0)
+    classes = slot_labels(chars, GRID)
+    n = GRID.out_grid**2 * GRID.per_token
+    start, end = torch.zeros(n + 1), torch.zeros(n + 1)
+    i = slot_index(*GRID.slot_of(*chars[4][1]), GRID)
+    j = slot_index(*GRID.slot_of(*chars[13][1]), GRID)
+    start[i], end[j] = 20.0, 20.0
+    span = best_span(start, end, classes, GRID)
+    assert span.text == "12.03.2024" and span.logprob > span.null_logprob
+    start[-1], end[-1] = 40.0, 40.0
+    assert best_span(start, end, classes, GRID).text is None
+
+
+def test_only_tokens_with_print_enter_the_sequence_at_their_own_positions(tiny_tokenizer):
+    from tpdoc.model import DocumentModel
+
+    config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
+    model = DocumentModel.from_config(config, tiny_tokenizer)
+    q = config.projector.tokens_per_tile  # 4
+    views = torch.randn(2, q, 32)
+    keep = torch.tensor([[True, False, False, True], [False, True, False, False]])
+    batch = pointer_inputs(model.language_model, [[1, 5, 6]], [views], [keep], 2, 7)
+    # question (3) + tile 0 (tokens 0 and 3) + separator + tile 1 (token 1) + end marker
+    assert batch.inputs.shape[1] == 3 + 2 + 1 + 1 + 1
+    assert batch.positions[0].tolist() == [0, 1, 2, 3, 6, 7, 9, 12]
+    assert batch.token[0].tolist() == [0, 3, 5]
+    hidden = torch.randn(1, batch.inputs.shape[1], 32)
+    start, _ = model.pointer.scores(hidden, batch)
+    s = config.slot_grid.per_token
+    assert start.shape == (1, 2 * q * s + 1)
+    blank = start[0, : 2 * q * s].view(2 * q, s)[[1, 2, 4, 6, 7]]
+    assert bool((blank < -1e8).all())  # blank tokens cannot be pointed at
+
+
+def test_pointer_config_round_trips_and_generating_configs_do_not_change(tiny_tokenizer):
+    from tpdoc.config import ModelConfig
+    from tpdoc.errors import ConfigError
+
+    plain = tiny_model_config(tiny_tokenizer)
+    assert "answer" not in plain.to_dict()
+    pointer = replace(plain, answer=AnswerConfig(kind="pointer"))
+    assert ModelConfig.from_dict(pointer.to_dict()).answer.kind == "pointer"
+    with pytest.raises(ConfigError, match="pointer"):
+        replace(pointer, projector=replace(plain.projector, kind="mlp2x_gelu"))
+    with pytest.raises(ConfigError, match="answer kind"):
+        AnswerConfig(kind="ocr")
+
+
+def test_span_samples_target_the_answer_and_say_not_here_elsewhere():
+    from tpdoc.registry import load_config
+    from tpdoc.results import NOT_FOUND
+    from tpdoc.train.run_pointer import row_grid, row_labels
+    from tpdoc.train.spans import NOT_HERE, span_sample
+
+    config = load_config(None)
+    rng = random.Random(3)
+    located = 0
+    for _ in range(6):
+        sample = span_sample(rng, config.tiling, GRID, "train", 4)
+        if sample is None:
+            continue
+        answers = dict(sample.asked)
+        for target in sample.targets:
+            if target.start == NOT_HERE:
+                continue
+            located += 1
+            classes = row_grid(row_labels(sample, target.row), GRID)
+            start, end = slot_position(target.start, GRID), slot_position(target.end, GRID)
+            assert span_text(classes, start, end, GRID).text == " ".join(
+                answers[target.question].split()
+            )
+            assert answers[target.question] != NOT_FOUND
+        rows_by_question = {}
+        for target in sample.targets:
+            rows_by_question.setdefault(target.question, []).append(target)
+        for targets in rows_by_question.values():
+            assert sum(t.start != NOT_HERE for t in targets) <= 1
+            assert len({t.row for t in targets}) == len(targets)
+    assert located >= 6
+
+
+def test_a_pointer_learns_to_point_at_a_true_read_out(tiny_tokenizer):
+    from tpdoc.model import DocumentModel
+    from tpdoc.train.run_pointer import pointer_logits, printed, step_loss, true_tokens
+
+    torch.manual_seed(0)
+    config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
+    model = DocumentModel.from_config(config, tiny_tokenizer)
+    grid = config.slot_grid
+    q, s = config.projector.tokens_per_tile, grid.per_token
+    labels = torch.zeros(1, q, s, dtype=torch.long)
+    labels[0, 1, 3], labels[0, 2, 5], labels[0, 3, 0] = char_class("7"), 10, 11
+    items = [("What is the total?", labels, 1 * s + 3, 3 * s), ("Who?", labels, -1, -1)]
+    params = [p for n, p in model.named_parameters() if not n.startswith("pointer.readout")]
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    rng = torch.Generator().manual_seed(0)
+    first = step_loss(model, items, rng, 0.0).item()
+    for _ in range(60):
+        loss = step_loss(model, items, rng, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 4
+    keep = printed(labels)
+    start, end = pointer_logits(
+        model, ["What is the total?", "Who?"], [true_tokens(model, labels, keep)] * 2, [keep] * 2
+    )
+    assert start[0].argmax().item() == 1 * s + 3 and end[0].argmax().item() == 3 * s
+    assert start[1].argmax().item() == start.shape[1] - 1  # "not here"
+
+
+def test_a_pointer_model_saves_loads_and_answers_through_document_qa(tiny_tokenizer, tmp_path):
+    from tests.conftest import make_pdf
+    from tpdoc.answer import DocumentQA
+    from tpdoc.checkpoint import load_model, save_model
+    from tpdoc.model import DocumentModel
+    from tpdoc.readout import CHARSET
+    from tpdoc.results import NOT_FOUND
+
+    torch.manual_seed(0)
+    config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
+    model = DocumentModel.from_config(config, tiny_tokenizer).eval()
+    with torch.no_grad():  # a read-out that sees print everywhere, so the pointer has a choice
+        model.pointer.readout.proj.bias.normal_(0, 3)
+    folder = save_model(model, tmp_path / "pointer")
+    loaded = load_model(folder)
+    assert loaded.pointer is not None
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    pdf = make_pdf(tmp_path / "doc.pdf", [(200, 200), (200, 300)])
+    qa = DocumentQA(loaded, cache=False)
+    result = qa.ask(pdf, "What is the total?", all_pages=True)
+    assert result.answer == NOT_FOUND or set(result.answer) <= set(CHARSET + " \ufffd")
+    record = result.to_json()
+    assert "box" in record and len(record["pages"]) == 2
+    for page in record["pages"]:
+        if page["answer"] != NOT_FOUND:
+            x0, y0, x1, y1 = page["box"]
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    # The page's answer is the model's own pointing, page by page.
+    direct = qa.ask(pdf, "What is the total?", pages="2")
+    assert direct.answer == result.pages[1].answer
+
+
+def test_a_page_that_found_an_answer_beats_pages_that_did_not():
+    from tpdoc.results import NOT_FOUND, PageAnswer, best_page
+
+    pages = (
+        PageAnswer(1, NOT_FOUND, -0.01, None, False),
+        PageAnswer(2, "42.00", -2.5, None, False),
+        PageAnswer(3, NOT_FOUND, -0.001, None, False),
+    )
+    assert best_page(pages).page == 2
+    assert best_page((pages[0], pages[2])).page == 3
+
+
+def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeypatch):
+    from tpdoc.checkpoint import load_model
+    from tpdoc.train import run_pointer, run_read
+    from tpdoc.train.compose import compose_model
+
+    torch.set_num_threads(1)
+    # Two steps of each on the embedded config, a held-out page each: they run and save.
+    read = run_read.train_read(tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1)
+    assert 0 <= read["heldout_read_acc"] <= 1 and read["heldout_printed_slots"] > 0
+    point = run_pointer.train_pointer(
+        tmp_path / "p", steps=2, batch=4, eval_every=2, workers=0, eval_pages=1
+    )
+    assert point["heldout_questions"] > 0
+    resumed = run_pointer.train_pointer(
+        tmp_path / "p", steps=3, batch=4, eval_every=3, workers=0, eval_pages=1, resume=True
+    )
+    assert resumed["step"] == 3
+    folder = compose_model(
+        tmp_path / "r" / run_read.WEIGHTS_FILE, tmp_path / "p" / run_pointer.WEIGHTS_FILE,
+        tmp_path / "model",
+    )  # fmt: skip
+    model = load_model(folder)
+    from safetensors.torch import load_file
+
+    for name, tensor in load_file(str(tmp_path / "p" / run_pointer.WEIGHTS_FILE)).items():
+        assert torch.equal(dict(model.named_parameters())[name], tensor)
+    assert model.config.answer.kind == "pointer"

@@ -1,0 +1,31 @@
+"""Put a pointer model together from what stages R and P trained apart.
+
+In: stage R's ``read.safetensors`` (tower, packer, read-out), stage P's
+``pointer.safetensors`` (language model, re-embedding, span scores) and the tokenizer of
+a model folder (default: the shipped ``tpdoc-tiny``). Out: a complete tpdoc model folder
+with a pointer answer head (``tpdoc.pointer``), every weight accounted for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tpdoc.checkpoint import load_tokenizer, save_model
+from tpdoc.errors import WeightsError
+from tpdoc.model import DocumentModel
+from tpdoc.registry import resolve_model
+from tpdoc.train import run_pointer, run_read
+
+
+def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
+                  dtype: torch.dtype | None = None) -> Path:  # fmt: skip
+    config = run_pointer.pointer_config()
+    model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
+    copied = run_read.load_weights(model, read)
+    run_pointer.load_weights(model, pointer)
+    expected = len(run_read.trained_parameters(model))
+    if copied != expected:
+        raise WeightsError(f"{read}: {copied} of the {expected} read-out tensors present")
+    return save_model(model.eval(), out, dtype=dtype)

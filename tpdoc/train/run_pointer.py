@@ -1,0 +1,264 @@
+"""Stage P of training the embedded model: the pointer learns to answer on true read-outs.
+
+In: the embedded config (with a pointer answer head), a seed and a step budget. Out: in
+``OUT``: ``pointer.safetensors`` (the language model and the pointer's re-embedding and
+span scores, ``language_model.*`` and ``pointer.*`` keys of a tpdoc model), ``state/``
+(resumable) and ``log.jsonl``: losses and held-out exact match on documents in fonts and
+layouts never trained on, per row of tiles that holds the answer (``heldout_row_em``) and
+per page, every row asked (``heldout_page_em``).
+
+No pixels and no tower: each question's row of tiles is given to the language model as
+its true read-out (``tpdoc.train.spans``, slightly corrupted so that the pointer copes
+with a read-out's mistakes), so a step costs the language model only. The tower learns
+to give that read-out in stage R (``tpdoc.train.run_read``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from tpdoc.config import ModelConfig
+from tpdoc.io import append_json_line, atomic_write_text
+from tpdoc.model import DocumentModel
+from tpdoc.pointer import AnswerConfig, best_span, hidden_states, pointer_inputs
+from tpdoc.readout import BLANK, NUM_CLASSES, SlotGrid
+from tpdoc.registry import load_config
+from tpdoc.results import NOT_FOUND
+from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
+from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, span_sample
+
+QUESTIONS_PER_PAGE = 4
+EVAL_PAGES = 40
+NOISE = 0.03  # share of printed slots read as another class, and of blanks as print/100
+WEIGHTS_FILE = "pointer.safetensors"
+
+
+def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
+    """The embedded model's config with a pointer answer head."""
+    return replace(base or load_config(None), answer=AnswerConfig(kind="pointer"))
+
+
+def corrupt(labels: torch.Tensor, rng: torch.Generator, rate: float) -> torch.Tensor:
+    """A read-out's kind of mistakes: some printed slots misread or missed, a few blank
+    ones read as print."""
+    printed = labels != BLANK
+    flip = torch.rand(labels.shape, generator=rng) < rate
+    alarm = torch.rand(labels.shape, generator=rng) < rate / 100
+    noise = torch.randint(1, NUM_CLASSES, labels.shape, generator=rng)
+    out = torch.where(printed & flip, noise, labels)
+    return torch.where(~printed & alarm, noise, out)
+
+
+def row_labels(sample: SpanSample, row: int) -> torch.Tensor:
+    """The slot classes of one row of tiles by token ``[cols, Q, S]``."""
+    cols = sample.plan.cols
+    return sample.labels[row * cols : (row + 1) * cols]
+
+
+def row_grid(labels: torch.Tensor, grid: SlotGrid) -> torch.Tensor:
+    """``[cols, Q, S]`` -> the row's slot grid ``[R, C * cols]``."""
+    return torch.cat(list(grid.to_grid(labels)), dim=1)
+
+
+def pointer_logits(model: DocumentModel, questions: list[str], rows: list[torch.Tensor],
+                   keep: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Start and end logits ``[B, N*S + 1]`` for questions on rows of view tokens
+    ``[n_i, Q, D]`` (already in the language model's width), ``keep`` ``[n_i, Q]`` the
+    tokens with print."""
+    tok = model.tokenizer
+    ids = [tok(q).input_ids for q in questions]
+    batch = pointer_inputs(
+        model.language_model, ids, rows, keep, tok.eos_token_id, model.separators.tile
+    )
+    hidden = hidden_states(model.language_model, batch)
+    return model.pointer.scores(hidden, batch)
+
+
+def true_tokens(model: DocumentModel, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The language model's tokens ``[n, Q, D]`` for a true read-out ``[n, Q, S]``; only
+    the ``keep`` ones are computed (the rest never enter the sequence)."""
+    out = torch.zeros(*labels.shape[:2], model.config.projector.llm_dim)
+    out[keep] = model.pointer.embed.labels(labels[keep])
+    return out
+
+
+def printed(labels: torch.Tensor) -> torch.Tensor:
+    """Tokens with print ``[..., Q]`` from slot classes ``[..., Q, S]``."""
+    return (labels != BLANK).any(-1)
+
+
+def step_loss(model: DocumentModel, items: list[tuple[str, torch.Tensor, int, int]],
+              rng: torch.Generator, noise: float) -> torch.Tensor:  # fmt: skip
+    """Cross-entropy of the start and end slots (or "not here") of a batch of
+    ``(question, row labels [n, Q, S], start, end)``."""
+    read = [corrupt(labels, rng, noise) for _, labels, _, _ in items]
+    keep = [printed(x) for x in read]
+    rows = [true_tokens(model, x, k) for x, k in zip(read, keep, strict=True)]
+    start, end = pointer_logits(model, [q for q, _, _, _ in items], rows, keep)
+    null = start.shape[1] - 1
+    s = torch.tensor([null if a == NOT_HERE else a for _, _, a, _ in items])
+    e = torch.tensor([null if b == NOT_HERE else b for _, _, _, b in items])
+    ce = torch.nn.functional.cross_entropy
+    return (ce(start, s) + ce(end, e)) / 2
+
+
+@torch.no_grad()
+def answer_page(model: DocumentModel, question: str, rows: list[torch.Tensor],
+                keep: list[torch.Tensor], grids: list[torch.Tensor]) -> str:  # fmt: skip
+    """The page's answer: the most probable span over its rows, else "not found"."""
+    start, end = pointer_logits(model, [question] * len(rows), rows, keep)
+    grid = model.config.slot_grid
+    spans = [best_span(start[i], end[i], grids[i], grid) for i in range(len(rows))]
+    found = [s for s in spans if s.text is not None]
+    return max(found, key=lambda s: s.logprob).text if found else NOT_FOUND
+
+
+@torch.no_grad()
+def evaluate(model: DocumentModel, held_out: list[SpanSample]) -> dict[str, float]:
+    from tpdoc.anls import anls, exact_match
+
+    model.eval()
+    grid = model.config.slot_grid
+    row_right = row_n = page_right = page_anls = page_n = 0.0
+    for sample in held_out:
+        labels = [row_labels(sample, r) for r in range(sample.plan.rows)]
+        keep = [printed(x) for x in labels]
+        rows = [true_tokens(model, x, k) for x, k in zip(labels, keep, strict=True)]
+        grids = [row_grid(x, grid) for x in labels]
+        answers = dict(sample.asked)
+        for target in sample.targets:
+            if target.start == NOT_HERE:
+                continue
+            r = slice(target.row, target.row + 1)
+            got = answer_page(model, target.question, rows[r], keep[r], grids[r])
+            row_right += exact_match(got, [answers[target.question]])
+            row_n += 1
+        for question, answer in sample.asked:
+            got = answer_page(model, question, rows, keep, grids)
+            page_right += exact_match(got, [answer])
+            page_anls += anls(got, [answer])
+            page_n += 1
+    model.train()
+    return {
+        "heldout_row_em": row_right / max(1, row_n),
+        "heldout_page_em": page_right / max(1, page_n),
+        "heldout_page_anls": page_anls / max(1, page_n),
+        "heldout_questions": page_n,
+    }
+
+
+def held_out_pages(config: ModelConfig, seed: int, n: int) -> list[SpanSample]:
+    rng = random.Random(f"heldout/{seed}")
+    pages: list[SpanSample] = []
+    while len(pages) < n:
+        sample = span_sample(rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE)
+        if sample is not None:
+            pages.append(sample)
+    return pages
+
+
+def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
+    """What stage P trains: the language model and the pointer, not its read-out."""
+    return {
+        name: p
+        for name, p in model.named_parameters()
+        if name.startswith("language_model.")
+        or (name.startswith("pointer.") and not name.startswith("pointer.readout."))
+    }
+
+
+def save_weights(model: DocumentModel, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    # Tied embeddings are one parameter: named_parameters lists the LM head's table once.
+    state = {k: v.detach().contiguous() for k, v in trained_parameters(model).items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)
+
+
+def load_weights(model: DocumentModel, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    params = trained_parameters(model)
+    unknown, missing = sorted(set(state) - set(params)), sorted(set(params) - set(state))
+    if unknown or missing:
+        raise KeyError(f"{path}: unexpected keys {unknown[:5]}, missing keys {missing[:5]}")
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v)
+
+
+def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, seed: int = 0,
+                  eval_every: int = 500, workers: int = 1, resume: bool = False,
+                  init: Path | None = None, noise: float = NOISE,
+                  eval_pages: int = EVAL_PAGES,
+                  config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
+    from tpdoc.checkpoint import load_tokenizer
+    from tpdoc.registry import resolve_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = config or pointer_config()
+    tokenizer = load_tokenizer(resolve_model(None))
+    model = DocumentModel.from_config(config, tokenizer).train()
+    params = list(trained_parameters(model).values())
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    progress_file = out / "progress.json"
+    start = 0
+    if resume and progress_file.is_file():
+        load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
+        start = json.loads(progress_file.read_text())["step"]
+    elif init is not None:
+        load_weights(model, init)
+    schedule = lr_lambda(steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
+    held_out = held_out_pages(config, seed, eval_pages)
+    stream = SpanStream(f"{seed}/{start}", config.tiling, config.slot_grid, "train",
+                        QUESTIONS_PER_PAGE)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0
+    )
+    noise_rng = torch.Generator().manual_seed(seed)
+    items: list[tuple[str, torch.Tensor, int, int]] = []
+    losses: list[float] = []
+    seen, started = 0, time.perf_counter()
+    metrics: dict[str, float] = {}
+    step = start
+    for sample in loader:
+        items += [(t.question, row_labels(sample, t.row), t.start, t.end) for t in sample.targets]
+        if len(items) < batch:
+            continue
+        loss = step_loss(model, items[:batch], noise_rng, noise)
+        items = items[batch:]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        seen += batch
+        step += 1
+        if step % eval_every == 0 or step == steps:
+            metrics = {
+                "step": step,
+                "loss": round(sum(losses) / len(losses), 4),
+                "questions_per_s": round(seen / (time.perf_counter() - started), 1),
+                "lr": scheduler.get_last_lr()[0],
+                **{k: round(v, 4) for k, v in evaluate(model, held_out).items()},
+            }
+            append_json_line(out / "log.jsonl", metrics)
+            print(json.dumps(metrics), flush=True)
+            save_weights(model, out / WEIGHTS_FILE)
+            atomic_write_text(progress_file, json.dumps({"step": step}))
+            losses, seen, started = [], 0, time.perf_counter()
+        if step >= steps:
+            break
+    return metrics

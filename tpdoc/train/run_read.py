@@ -1,0 +1,174 @@
+"""Stage R of training the embedded model: the tower and TokenPacker learn to read densely.
+
+In: a tpdoc model folder to start from (``--init-model``, default the shipped
+``tpdoc-tiny``: its tower and packer), a seed and a step budget. Out: in ``OUT``:
+``read.safetensors`` (``vision.*``, ``projector.*`` and ``pointer.readout.*`` keys of a
+pointer model), ``progress.json`` and ``log.jsonl``: the loss and, on pages in fonts and
+layouts never trained on, the share of printed slots read right (``heldout_read_acc``, gate
+R) and of blank slots read as print (``heldout_false_alarm``).
+
+Every slot of every packed token is a target (``tpdoc.readout``): which character's centre
+lies in it, a space, or nothing; about 300 printed slots per tile. No language model
+runs, so a step costs the tower and the packer only. Pages are rendered, planned and
+tiled exactly as at answer time, scan-like damage included (``tpdoc.train.spans``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from tpdoc.config import ModelConfig
+from tpdoc.io import append_json_line, atomic_write_text
+from tpdoc.model import DocumentModel
+from tpdoc.readout import BLANK, readout_counts, readout_loss
+from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
+from tpdoc.train.spans import SpanSample, SpanStream, span_sample
+
+TILES_PER_STEP = 6  # the tiles with the most print of a page
+BLANK_WEIGHT = 0.1
+VISION_LR_FACTOR = 0.3
+EVAL_PAGES = 8
+WEIGHTS_FILE = "read.safetensors"
+PREFIXES = ("vision.", "projector.", "pointer.readout.")
+
+
+def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if n.startswith(PREFIXES)}
+
+
+def busiest_tiles(sample: SpanSample, n: int) -> list[int]:
+    printed = (sample.labels != BLANK).flatten(1).sum(1)  # [tiles]
+    order = printed.argsort(descending=True).tolist()
+    return [i for i in order[:n] if printed[i] > 0]
+
+
+def read_logits(model: DocumentModel, views: torch.Tensor) -> torch.Tensor:
+    """Views ``[V, 3, T, T]`` -> slot logits ``[V, Q, S, K]``."""
+    return model.pointer.read(model.encode(views))
+
+
+@torch.no_grad()
+def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> dict[str, float]:
+    model.eval()
+    right = printed = alarms = blanks = 0
+    for sample in held_out:
+        tiles = sample.plan.rows * sample.plan.cols
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = read_logits(model, sample.views[:tiles])
+        r, p, a, b = readout_counts(logits, sample.labels)
+        right, printed, alarms, blanks = right + r, printed + p, alarms + a, blanks + b
+    model.train()
+    return {
+        "heldout_read_acc": right / max(1, printed),
+        "heldout_false_alarm": alarms / max(1, blanks),
+        "heldout_printed_slots": printed,
+    }
+
+
+def save_weights(model: DocumentModel, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in trained_parameters(model).items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)
+
+
+def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
+    """Copy the tensors of ``path`` whose names start with ``prefixes`` into ``model``
+    (shapes checked); the number copied."""
+    from safetensors.torch import load_file
+
+    params = dict(model.named_parameters())
+    n = 0
+    with torch.no_grad():
+        for k, v in load_file(str(path)).items():
+            if not k.startswith(prefixes):
+                continue
+            if k not in params or params[k].shape != v.shape:
+                raise KeyError(f"{path}: {k} {tuple(v.shape)} does not fit the model")
+            params[k].copy_(v)
+            n += 1
+    return n
+
+
+def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_every: int = 200,
+               workers: int = 1, resume: bool = False, init_model: Path | None = None,
+               bf16: bool = True, eval_pages: int = EVAL_PAGES,
+               config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
+    from tpdoc.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
+    from tpdoc.checkpoint import load_tokenizer
+    from tpdoc.registry import resolve_model
+    from tpdoc.train.run_pointer import pointer_config
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    folder = resolve_model(init_model)
+    config = config or pointer_config()
+    model = DocumentModel.from_config(config, load_tokenizer(folder)).train()
+    progress_file = out / "progress.json"
+    start = 0
+    if resume and progress_file.is_file():
+        load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
+        start = json.loads(progress_file.read_text())["step"]
+    else:
+        load_weights(model, folder / MODEL_WEIGHTS)  # its tower, packer (and read-out if any)
+    params = trained_parameters(model)
+    vision = [p for n, p in params.items() if n.startswith("vision.")]
+    rest = [p for n, p in params.items() if not n.startswith("vision.")]
+    optimizer = torch.optim.AdamW(
+        [{"params": vision, "lr": lr * VISION_LR_FACTOR}, {"params": rest, "lr": lr}],
+        weight_decay=0.01,
+    )
+    schedule = lr_lambda(steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
+    rng = random.Random(f"read-heldout/{seed}")
+    held_out = []
+    while len(held_out) < eval_pages:
+        sample = span_sample(rng, config.tiling, config.slot_grid, "eval", 1, render=True)
+        if sample is not None:
+            held_out.append(sample)
+    stream = SpanStream(f"read/{seed}/{start}", config.tiling, config.slot_grid, "train", 1,
+                        render=True)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0
+    )
+    losses: list[float] = []
+    tiles_seen, started = 0, time.perf_counter()
+    metrics: dict[str, float] = {}
+    step = start
+    for sample in loader:
+        picked = busiest_tiles(sample, TILES_PER_STEP)
+        if not picked:
+            continue
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = read_logits(model, sample.views[picked])
+        loss = readout_loss(logits, sample.labels[picked], BLANK_WEIGHT)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(params.values()), GRAD_CLIP)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        tiles_seen += len(picked)
+        step += 1
+        if step % eval_every == 0 or step == steps:
+            metrics = {
+                "step": step,
+                "loss": round(sum(losses) / len(losses), 4),
+                "tiles_per_s": round(tiles_seen / (time.perf_counter() - started), 2),
+                **{k: round(v, 4) for k, v in evaluate(model, held_out, bf16).items()},
+            }
+            append_json_line(out / "log.jsonl", metrics)
+            print(json.dumps(metrics), flush=True)
+            save_weights(model, out / WEIGHTS_FILE)
+            atomic_write_text(progress_file, json.dumps({"step": step}))
+            losses, tiles_seen, started = [], 0, time.perf_counter()
+        if step >= steps:
+            break
+    return metrics
