@@ -168,7 +168,13 @@ def test_span_samples_target_the_answer_and_say_not_here_elsewhere():
 
 def test_a_pointer_learns_to_point_at_a_true_read_out(tiny_tokenizer):
     from tpdoc.model import DocumentModel
-    from tpdoc.train.run_pointer import pointer_logits, printed, step_loss, true_tokens
+    from tpdoc.train.run_pointer import (
+        pointer_logits,
+        printed,
+        step_loss,
+        true_item,
+        true_tokens,
+    )
 
     torch.manual_seed(0)
     config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
@@ -177,7 +183,10 @@ def test_a_pointer_learns_to_point_at_a_true_read_out(tiny_tokenizer):
     q, s = config.projector.tokens_per_tile, grid.per_token
     labels = torch.zeros(1, q, s, dtype=torch.long)
     labels[0, 1, 3], labels[0, 2, 5], labels[0, 3, 0] = char_class("7"), 10, 11
-    items = [("What is the total?", labels, 1 * s + 3, 3 * s), ("Who?", labels, -1, -1)]
+    items = [
+        true_item("What is the total?", labels, 1 * s + 3, 3 * s),
+        true_item("Who?", labels, -1, -1),
+    ]
     params = [p for n, p in model.named_parameters() if not n.startswith("pointer.readout")]
     opt = torch.optim.AdamW(params, lr=3e-3)
     rng = torch.Generator().manual_seed(0)
@@ -258,6 +267,13 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
         tmp_path / "p", steps=3, batch=4, eval_every=3, workers=0, eval_pages=1, resume=True
     )
     assert resumed["step"] == 3
+    # Stage J: the same pointer on the tower's own read-out of rendered pages.
+    joint = run_pointer.train_pointer(
+        tmp_path / "j", steps=1, batch=4, eval_every=1, workers=0, eval_pages=1,
+        init=tmp_path / "p" / run_pointer.WEIGHTS_FILE,
+        read=tmp_path / "r" / run_read.WEIGHTS_FILE,
+    )  # fmt: skip
+    assert joint["heldout_questions"] > 0
     folder = compose_model(
         tmp_path / "r" / run_read.WEIGHTS_FILE, tmp_path / "p" / run_pointer.WEIGHTS_FILE,
         tmp_path / "model",

@@ -79,7 +79,11 @@ class DocumentModel(nn.Module):
         self.separators = Separators.from_tokenizer(tokenizer)
         # Pointer models answer by pointing at their read-out (tpdoc.pointer); None: generate.
         self.pointer = (
-            PointerHead(config.slot_grid, config.projector.llm_dim)
+            PointerHead(
+                config.slot_grid,
+                config.projector.llm_dim,
+                readout_hidden=config.answer.readout_hidden,
+            )  # fmt: skip
             if config.answer.kind == "pointer"
             else None
         )

@@ -47,11 +47,12 @@ class AnswerConfig:
     kind: str = "generate"
     rows: int = 2
     cols: int = 4
+    readout_hidden: int = 768  # hidden units of the per-token read-out
 
     def __post_init__(self) -> None:
         if self.kind not in ANSWER_KINDS:
             raise ConfigError(f"answer kind must be one of {ANSWER_KINDS}, got {self.kind!r}")
-        for name in ("rows", "cols"):
+        for name in ("rows", "cols", "readout_hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"answer {name} must be a positive integer, got {value!r}")
@@ -71,11 +72,12 @@ class Span:
 class PointerHead(nn.Module):
     """Read-out, re-embedding and span scores of a pointer model."""
 
-    def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES) -> None:
+    def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
+                 readout_hidden: int = 768) -> None:  # fmt: skip
         super().__init__()
         self.grid = grid
         s = grid.per_token
-        self.readout = ReadoutHead(dim, s, classes)
+        self.readout = ReadoutHead(dim, s, classes, readout_hidden)
         self.embed = ReadoutEmbedding(s, classes, dim)
         self.span = nn.Linear(dim, 2 * s)  # start and end score of each slot
         self.null = nn.Linear(dim, 2)
@@ -203,31 +205,38 @@ def slot_index(row: int, col: int, grid: SlotGrid) -> int:
 def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor,
               grid: SlotGrid) -> Span:  # fmt: skip
     """One row of tiles' answer from its start and end logits ``[N*S + 1]`` and its read
-    slot classes ``[R, C * tiles]``: the most probable span that reads as text, against
-    "not here" (the last logit)."""
+    slot classes ``[R, C * tiles]``.
+
+    "Not here" (the last logit) wins when it takes at least half of the start and end
+    probability. Otherwise the answer is the text with the most probability among the
+    pairs of likely starts and ends: neighbouring slots often give the same text (a blank
+    slot before the first character reads as nothing), so their mass is pooled. Its
+    log-probability: that the answer is here, times the text's share of the pooled mass.
+    """
     slots = classes.shape[1] // grid.slot_cols * grid.out_grid**2 * grid.per_token
-    ls, le = start.log_softmax(-1), end.log_softmax(-1)
-    null = float(ls[-1] + le[-1])
+    ps, pe = start.float().softmax(-1), end.float().softmax(-1)
+    null = float(ps[-1] + pe[-1]) / 2
     k = min(TOP_K, slots)
-    best: Span | None = None
-    for i in ls[:slots].topk(k).indices.tolist():
-        for j in le[:slots].topk(k).indices.tolist():
-            score = float(ls[i] + le[j])
-            if best is not None and score <= best.logprob:
-                continue
+    mass: dict[str, float] = {}
+    boxes: dict[str, tuple[float, tuple[float, float, float, float] | None]] = {}
+    for i in ps[:slots].topk(k).indices.tolist():
+        for j in pe[:slots].topk(k).indices.tolist():
             (r0, c0), (r1, c1) = slot_position(i, grid), slot_position(j, grid)
             if abs(r1 - r0) > MAX_SPAN_ROWS:
                 continue
             read: SpanText = span_text(classes, (r0, c0), (r1, c1), grid)
-            if read.text:
-                best = Span(read.text, score, read.box, null)
-    if best is None or null >= best.logprob:
-        return Span(None, null, None, null)
-    return best
-
-
-def span_probability(span: Span) -> float:
-    return math.exp(span.logprob)
+            if not read.text:
+                continue
+            p = float(ps[i] * pe[j])
+            mass[read.text] = mass.get(read.text, 0.0) + p
+            if p > boxes.get(read.text, (-1.0, None))[0]:
+                boxes[read.text] = (p, read.box)
+    null_logprob = math.log(max(null, 1e-12))
+    if not mass or null >= 0.5:
+        return Span(None, null_logprob, None, null_logprob)
+    text = max(mass, key=mass.__getitem__)
+    share = mass[text] / sum(mass.values())
+    return Span(text, math.log(max(1e-12, (1 - null) * share)), boxes[text][1], null_logprob)
 
 
 @dataclass(frozen=True)

@@ -181,42 +181,48 @@ def span_text(classes: torch.Tensor, start: tuple[int, int], end: tuple[int, int
 
 
 class ReadoutHead(nn.Module):
-    """Per-token linear read-out: ``[V, Q, D]`` -> slot logits ``[V, Q, S, K]``."""
+    """Per-token read-out: ``[V, Q, D]`` -> slot logits ``[V, Q, S, K]``, through one hidden
+    layer of ``hidden`` units: a token superposes several characters, which one linear map
+    separates poorly."""
 
-    def __init__(self, dim: int, slots: int, classes: int = NUM_CLASSES) -> None:
+    def __init__(self, dim: int, slots: int, classes: int = NUM_CLASSES, hidden: int = 768):
         super().__init__()
         self.slots, self.classes = slots, classes
-        self.proj = nn.Linear(dim, slots * classes)
-        # Start from "every class alike": packed tokens are large (std ~5), and a random
-        # read-out's first gradients would shake the tower it reads.
+        self.hidden = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU())
+        self.proj = nn.Linear(hidden, slots * classes)
+        # Start from "every class alike", so the first gradients do not shake the tower.
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        *lead, d = packed.shape
-        return self.proj(packed).view(*lead, self.slots, self.classes)
+        *lead, _ = packed.shape
+        return self.proj(self.hidden(packed)).view(*lead, self.slots, self.classes)
 
 
 class ReadoutEmbedding(nn.Module):
     """What the language model of a pointer model sees of a token: its read-out (class
-    probabilities per slot ``[..., S, K]``) re-embedded, ``LN(sum_s p_s @ W_s)`` ->
-    ``[..., D]``. One table per slot, so a token says which character sits where; the
-    same layer takes one-hot labels, so the pointer can be trained on true read-outs."""
+    probabilities per slot ``[..., S, K]``) re-embedded, ``LN(b + sum_s p_s @ W_s)`` ->
+    ``[..., D]``, blank slots adding nothing, so a token is the sum of what it shows. One
+    table per slot, so a token says which character sits where; the same layer takes
+    one-hot labels, so the pointer can be trained on true read-outs."""
 
     def __init__(self, slots: int, classes: int, dim: int) -> None:
         super().__init__()
         self.table = nn.Parameter(torch.randn(slots, classes, dim) * dim**-0.5)
+        self.bias = nn.Parameter(torch.zeros(dim))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """``[..., S, K]`` probabilities -> ``[..., D]``."""
-        return self.norm(torch.einsum("...sk,skd->...d", probs, self.table.to(probs.dtype)))
+        table = self.table[:, BLANK + 1 :].to(probs.dtype)  # [S, K-1, D], blank left out
+        return self.norm(self.bias + torch.einsum("...sk,skd->...d", probs[..., 1:], table))
 
     def labels(self, labels: torch.Tensor) -> torch.Tensor:
         """The same for one-hot read-outs given as classes ``[..., S]`` (a lookup)."""
         s, k, d = self.table.shape
         flat = labels + torch.arange(s, device=labels.device) * k  # [..., S]
-        return self.norm(self.table.view(s * k, d)[flat].sum(-2))  # [..., D]
+        rows = self.table.view(s * k, d)[flat] * (labels != BLANK).unsqueeze(-1)  # [..., S, D]
+        return self.norm(self.bias + rows.sum(-2))  # [..., D]
 
 
 def one_hot(labels: torch.Tensor, classes: int = NUM_CLASSES) -> torch.Tensor:

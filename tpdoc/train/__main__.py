@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     pointer.add_argument("--workers", type=int, default=1)
     pointer.add_argument("--resume", action="store_true")
     pointer.add_argument("--init", type=Path, help="pointer.safetensors to start from")
+    pointer.add_argument(
+        "--read", type=Path,
+        help="stage R's read.safetensors: learn on the tower's own read-out (stage J)",
+    )  # fmt: skip
     pointer.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
     read = sub.add_parser("read", help="dense read-out of tower + packer (stage R)")
     read.add_argument("--out", type=Path, required=True)
@@ -62,6 +66,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     read.add_argument("--workers", type=int, default=1)
     read.add_argument("--resume", action="store_true")
     read.add_argument("--init-model", type=Path, help="model folder (default: tpdoc-tiny)")
+    read.add_argument(
+        "--tower", type=Path, help="a read.safetensors whose tower and packer to start from"
+    )  # fmt: skip
     read.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
     read.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     compose = sub.add_parser("compose", help="a pointer model from stages R and P")
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         metrics = train_pointer(
             args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
+            read=args.read,
         )  # fmt: skip
         print(metrics)
     if args.stage == "compose":
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         metrics = train_read(
             args.out, steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
             workers=args.workers, resume=args.resume, init_model=args.init_model,
-            bf16=not args.fp32,
+            tower=args.tower, bf16=not args.fp32,
         )  # fmt: skip
         print(metrics)
     if args.stage == "glyphs":

@@ -10,7 +10,9 @@ per page, every row asked (``heldout_page_em``).
 No pixels and no tower: each question's row of tiles is given to the language model as
 its true read-out (``tpdoc.train.spans``, slightly corrupted so that the pointer copes
 with a read-out's mistakes), so a step costs the language model only. The tower learns
-to give that read-out in stage R (``tpdoc.train.run_read``).
+to give that read-out in stage R (``tpdoc.train.run_read``). With ``--read`` (stage J)
+the pages are rendered and the pointer learns on the tower's own read-out instead, the
+tower, packer and read-out frozen as stage R left them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -93,17 +95,59 @@ def printed(labels: torch.Tensor) -> torch.Tensor:
     return (labels != BLANK).any(-1)
 
 
-def step_loss(model: DocumentModel, items: list[tuple[str, torch.Tensor, int, int]],
-              rng: torch.Generator, noise: float) -> torch.Tensor:  # fmt: skip
-    """Cross-entropy of the start and end slots (or "not here") of a batch of
-    ``(question, row labels [n, Q, S], start, end)``."""
-    read = [corrupt(labels, rng, noise) for _, labels, _, _ in items]
-    keep = [printed(x) for x in read]
-    rows = [true_tokens(model, x, k) for x, k in zip(read, keep, strict=True)]
-    start, end = pointer_logits(model, [q for q, _, _, _ in items], rows, keep)
+@dataclass(frozen=True)
+class Item:
+    """One question on one row of tiles, with what the language model sees of the row:
+    a true read-out (classes ``[n, Q, S]``) or the tower's own (class probabilities of
+    the ``keep`` tokens, ``[k, S, K]``)."""
+
+    question: str
+    read: torch.Tensor
+    keep: torch.Tensor  # [n, Q] tokens in the sequence
+    start: int
+    end: int
+
+
+def true_item(question: str, labels: torch.Tensor, start: int, end: int) -> Item:
+    return Item(question, labels, printed(labels), start, end)
+
+
+def real_items(model: DocumentModel, sample: SpanSample, bf16: bool = True) -> list[Item]:
+    """The sample's targets on the tower's own read-out of its rows (no gradient reaches
+    the tower). A row keeps the tokens the read-out or the truth says have print, so the
+    answer's slots can always be pointed at."""
+    tiles = sample.plan.rows * sample.plan.cols
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model.pointer.read(model.encode(sample.views[:tiles]))
+    probs = logits.float().softmax(-1)  # [tiles, Q, S, K]
+    keep = (probs.argmax(-1) != BLANK).any(-1) | printed(sample.labels)  # [tiles, Q]
+    cols = sample.plan.cols
+    items = []
+    for t in sample.targets:
+        part = slice(t.row * cols, (t.row + 1) * cols)
+        items.append(Item(t.question, probs[part][keep[part]], keep[part], t.start, t.end))
+    return items
+
+
+def step_loss(model: DocumentModel, items: list[Item], rng: torch.Generator,
+              noise: float) -> torch.Tensor:  # fmt: skip
+    """Cross-entropy of the start and end slots (or "not here") of a batch of items; true
+    read-outs are corrupted first (``corrupt``)."""
+    rows, keep = [], []
+    for item in items:
+        if item.read.is_floating_point():  # the tower's read-out of the kept tokens
+            tokens = torch.zeros(*item.keep.shape, model.config.projector.llm_dim)
+            tokens[item.keep] = model.pointer.embed(item.read)
+            rows.append(tokens)
+            keep.append(item.keep)
+        else:
+            read = corrupt(item.read, rng, noise)
+            keep.append(printed(read) | item.keep)
+            rows.append(true_tokens(model, read, keep[-1]))
+    start, end = pointer_logits(model, [item.question for item in items], rows, keep)
     null = start.shape[1] - 1
-    s = torch.tensor([null if a == NOT_HERE else a for _, _, a, _ in items])
-    e = torch.tensor([null if b == NOT_HERE else b for _, _, _, b in items])
+    s = torch.tensor([null if item.start == NOT_HERE else item.start for item in items])
+    e = torch.tensor([null if item.end == NOT_HERE else item.end for item in items])
     ce = torch.nn.functional.cross_entropy
     return (ce(start, s) + ce(end, e)) / 2
 
@@ -120,17 +164,28 @@ def answer_page(model: DocumentModel, question: str, rows: list[torch.Tensor],
 
 
 @torch.no_grad()
-def evaluate(model: DocumentModel, held_out: list[SpanSample]) -> dict[str, float]:
+def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = False
+             ) -> dict[str, float]:  # fmt: skip
+    """Held-out exact match on the true read-out, or with ``real`` on the tower's own read
+    of the rendered pages (every step from pixels to answer, as at answer time)."""
     from tpdoc.anls import anls, exact_match
+    from tpdoc.pointer import read_page
 
     model.eval()
     grid = model.config.slot_grid
     row_right = row_n = page_right = page_anls = page_n = 0.0
     for sample in held_out:
-        labels = [row_labels(sample, r) for r in range(sample.plan.rows)]
-        keep = [printed(x) for x in labels]
-        rows = [true_tokens(model, x, k) for x, k in zip(labels, keep, strict=True)]
-        grids = [row_grid(x, grid) for x in labels]
+        if real:
+            cols = sample.plan.cols
+            read = read_page(model.pointer, model.encode(sample.views), sample.plan.rows, cols)
+            keep = [read.keep[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
+            rows = [read.tokens[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
+            grids = list(read.rows)
+        else:
+            labels = [row_labels(sample, r) for r in range(sample.plan.rows)]
+            keep = [printed(x) for x in labels]
+            rows = [true_tokens(model, x, k) for x, k in zip(labels, keep, strict=True)]
+            grids = [row_grid(x, grid) for x in labels]
         answers = dict(sample.asked)
         for target in sample.targets:
             if target.start == NOT_HERE:
@@ -153,11 +208,14 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample]) -> dict[str, floa
     }
 
 
-def held_out_pages(config: ModelConfig, seed: int, n: int) -> list[SpanSample]:
+def held_out_pages(config: ModelConfig, seed: int, n: int, render: bool = False
+                   ) -> list[SpanSample]:  # fmt: skip
     rng = random.Random(f"heldout/{seed}")
     pages: list[SpanSample] = []
     while len(pages) < n:
-        sample = span_sample(rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE)
+        sample = span_sample(
+            rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE, render=render
+        )
         if sample is not None:
             pages.append(sample)
     return pages
@@ -183,13 +241,15 @@ def save_weights(model: DocumentModel, path: Path) -> None:
     tmp.replace(path)
 
 
-def load_weights(model: DocumentModel, path: Path) -> None:
+def load_weights(model: DocumentModel, path: Path, strict: bool = True) -> None:
+    """Stage P's weights from ``path``; ``strict=False`` lets parameters the file predates
+    keep their initial values (every tensor in the file must still fit)."""
     from safetensors.torch import load_file
 
     state = load_file(str(path))
     params = trained_parameters(model)
     unknown, missing = sorted(set(state) - set(params)), sorted(set(params) - set(state))
-    if unknown or missing:
+    if unknown or (missing and strict):
         raise KeyError(f"{path}: unexpected keys {unknown[:5]}, missing keys {missing[:5]}")
     with torch.no_grad():
         for k, v in state.items():
@@ -199,16 +259,21 @@ def load_weights(model: DocumentModel, path: Path) -> None:
 def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, seed: int = 0,
                   eval_every: int = 500, workers: int = 1, resume: bool = False,
                   init: Path | None = None, noise: float = NOISE,
-                  eval_pages: int = EVAL_PAGES,
+                  eval_pages: int = EVAL_PAGES, read: Path | None = None,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
+    """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
+    measured on the tower's own read-out of rendered pages instead of the true one."""
     from tpdoc.checkpoint import load_tokenizer
     from tpdoc.registry import resolve_model
+    from tpdoc.train import run_read
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     config = config or pointer_config()
     tokenizer = load_tokenizer(resolve_model(None))
     model = DocumentModel.from_config(config, tokenizer).train()
+    if read is not None:
+        run_read.load_weights(model, read)
     params = list(trained_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     progress_file = out / "progress.json"
@@ -217,23 +282,30 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
         start = json.loads(progress_file.read_text())["step"]
     elif init is not None:
-        load_weights(model, init)
+        load_weights(model, init, strict=False)
     schedule = lr_lambda(steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
-    held_out = held_out_pages(config, seed, eval_pages)
+    real = read is not None
+    held_out = held_out_pages(config, seed, eval_pages, render=real)
     stream = SpanStream(f"{seed}/{start}", config.tiling, config.slot_grid, "train",
-                        QUESTIONS_PER_PAGE)  # fmt: skip
+                        QUESTIONS_PER_PAGE, render=real)  # fmt: skip
     loader = torch.utils.data.DataLoader(
         stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0
     )
     noise_rng = torch.Generator().manual_seed(seed)
-    items: list[tuple[str, torch.Tensor, int, int]] = []
+    items: list[Item] = []
     losses: list[float] = []
     seen, started = 0, time.perf_counter()
     metrics: dict[str, float] = {}
     step = start
     for sample in loader:
-        items += [(t.question, row_labels(sample, t.row), t.start, t.end) for t in sample.targets]
+        if real:
+            items += real_items(model, sample)
+        else:
+            items += [
+                true_item(t.question, row_labels(sample, t.row), t.start, t.end)
+                for t in sample.targets
+            ]
         if len(items) < batch:
             continue
         loss = step_loss(model, items[:batch], noise_rng, noise)
@@ -252,7 +324,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                 "loss": round(sum(losses) / len(losses), 4),
                 "questions_per_s": round(seen / (time.perf_counter() - started), 1),
                 "lr": scheduler.get_last_lr()[0],
-                **{k: round(v, 4) for k, v in evaluate(model, held_out).items()},
+                **{k: round(v, 4) for k, v in evaluate(model, held_out, real).items()},
             }
             append_json_line(out / "log.jsonl", metrics)
             print(json.dumps(metrics), flush=True)

@@ -99,6 +99,7 @@ def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = P
 
 def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_every: int = 200,
                workers: int = 1, resume: bool = False, init_model: Path | None = None,
+               tower: Path | None = None,
                bf16: bool = True, eval_pages: int = EVAL_PAGES,
                config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     from tpdoc.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
@@ -117,7 +118,9 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
         start = json.loads(progress_file.read_text())["step"]
     else:
-        load_weights(model, folder / MODEL_WEIGHTS)  # its tower, packer (and read-out if any)
+        load_weights(model, folder / MODEL_WEIGHTS, ("vision.", "projector."))
+        if tower is not None:  # an earlier run's tower and packer, with a fresh read-out
+            load_weights(model, tower, ("vision.", "projector."))
     params = trained_parameters(model)
     vision = [p for n, p in params.items() if n.startswith("vision.")]
     rest = [p for n, p in params.items() if not n.startswith("vision.")]
