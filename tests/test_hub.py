@@ -174,7 +174,7 @@ def test_download_patterns_pick_one_weight_format():
     assert not any("msgpack" in p or "h5" in p for p in download_patterns(only_bin))
 
 
-def test_models_lists_the_embedded_and_the_published_checkpoints(cached):
+def test_models_lists_the_embedded_and_the_published_checkpoints(cached, monkeypatch):
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
@@ -192,10 +192,13 @@ def test_models_lists_the_embedded_and_the_published_checkpoints(cached):
     assert rows["sunshine-lwt/TokenPacker-HD-7b-9patch-144token"]["avg_tokens_per_page"] == 954
     assert f"vision tower {CLIP_L_336} (cached)" in result.stderr
 
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal's setting, but stdout is a pipe
     table = CliRunner().invoke(app, ["models"])
     assert table.exit_code == 0
     assert HD_ID in table.stdout and "1344x1344" in table.stdout
     assert "absent" in table.stdout and "cached" in table.stdout
+    assert "weights shipped" in table.stdout  # a pipe gets whole cells, never "we…"
+    assert all(k.repo_id in table.stdout for k in KNOWN_CHECKPOINTS)
 
 
 def test_unreachable_hub_and_unknown_repo_are_one_line_errors(monkeypatch):

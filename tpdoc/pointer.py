@@ -213,8 +213,9 @@ def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor,
     slot before the first character reads as nothing), so their mass is pooled. Its
     log-probability: that the answer is here, times the text's share of the pooled mass.
     """
+    classes = classes.cpu()  # read slot by slot below: no device round trip per slot
     slots = classes.shape[1] // grid.slot_cols * grid.out_grid**2 * grid.per_token
-    ps, pe = start.float().softmax(-1), end.float().softmax(-1)
+    ps, pe = start.float().cpu().softmax(-1), end.float().cpu().softmax(-1)
     null = float(ps[-1] + pe[-1]) / 2
     k = min(TOP_K, slots)
     mass: dict[str, float] = {}

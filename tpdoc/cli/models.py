@@ -14,6 +14,7 @@ import typer
 
 from tpdoc.cli.app import app, handled_errors, stderr_console
 
+PIPE_WIDTH = 1000  # the table keeps its natural width; this only stops rich cutting it
 STATUS_STYLE = {"cached": "green", "weights shipped": "green", "partial": "yellow"}
 
 
@@ -36,7 +37,10 @@ def models(
         else:
             from rich.console import Console
 
-            Console().print(_table(rows))
+            console = Console()
+            if not console.is_terminal:  # a pipe or a file: full ids, never cut to 80 columns
+                console = Console(width=PIPE_WIDTH)
+            console.print(_table(rows))
         stderr_console().print(
             f"the published checkpoints read the vision tower {tower} ({status}); "
             "`tpdoc pull ID` fetches a checkpoint and its tower"

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         help="stage R's read.safetensors: learn on the tower's own read-out (stage J)",
     )  # fmt: skip
     pointer.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
+    pointer.add_argument("--device", default="cpu", help="cpu or cuda")
     read = sub.add_parser("read", help="dense read-out of tower + packer (stage R)")
     read.add_argument("--out", type=Path, required=True)
     read.add_argument("--steps", type=int, required=True)
@@ -67,15 +68,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     read.add_argument("--resume", action="store_true")
     read.add_argument("--init-model", type=Path, help="model folder (default: tpdoc-tiny)")
     read.add_argument(
-        "--tower", type=Path, help="a read.safetensors whose tower and packer to start from"
+        "--tower", type=Path,
+        help="a read.safetensors to start from: its tower, packer and read-out if it fits",
     )  # fmt: skip
     read.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
+    read.add_argument("--device", default="cpu", help="cpu or cuda")
     read.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     compose = sub.add_parser("compose", help="a pointer model from stages R and P")
     compose.add_argument("--read", type=Path, required=True, help="stage R's read.safetensors")
     compose.add_argument("--pointer", type=Path, required=True, help="stage P's weights")
     compose.add_argument("--out", type=Path, required=True)
     compose.add_argument("--fp16", action="store_true", help="store float16 (shipped weights)")
+    half = sub.add_parser("half", help="a safetensors file with its floats in float16")
+    half.add_argument("source", type=Path)
+    half.add_argument("target", type=Path)
     export = sub.add_parser("export", help="write a trained model folder as shipped fp16 weights")
     export.add_argument("--model", type=Path, required=True, help="a saved model folder")
     export.add_argument("--out", type=Path, required=True, help="e.g. tpdoc/embedded/tpdoc-tiny")
@@ -97,9 +103,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         metrics = train_pointer(
             args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
-            read=args.read,
+            read=args.read, device=args.device,
         )  # fmt: skip
         print(metrics)
+    if args.stage == "half":
+        from tpdoc.train.compose import half_precision
+
+        print(half_precision(args.source, args.target))
     if args.stage == "compose":
         import torch
 
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         metrics = train_read(
             args.out, steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
             workers=args.workers, resume=args.resume, init_model=args.init_model,
-            tower=args.tower, bf16=not args.fp32,
+            tower=args.tower, bf16=not args.fp32, device=args.device,
         )  # fmt: skip
         print(metrics)
     if args.stage == "glyphs":

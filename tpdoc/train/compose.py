@@ -3,7 +3,8 @@
 In: stage R's ``read.safetensors`` (tower, packer, read-out), stage P's
 ``pointer.safetensors`` (language model, re-embedding, span scores) and the tokenizer of
 a model folder (default: the shipped ``tpdoc-tiny``). Out: a complete tpdoc model folder
-with a pointer answer head (``tpdoc.pointer``), every weight accounted for.
+with a pointer answer head (``tpdoc.pointer``), every weight accounted for; and
+``half_precision``, which stores a stage's weights in float16 to be committed.
 """
 
 from __future__ import annotations
@@ -29,3 +30,12 @@ def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None
     if copied != expected:
         raise WeightsError(f"{read}: {copied} of the {expected} read-out tensors present")
     return save_model(model.eval(), out, dtype=dtype)
+
+
+def half_precision(source: Path, target: Path) -> Path:
+    """``source``'s tensors with floats stored as float16 (committed and shipped weights)."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(source))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(target))
+    return target

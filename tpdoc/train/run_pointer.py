@@ -85,7 +85,9 @@ def pointer_logits(model: DocumentModel, questions: list[str], rows: list[torch.
 def true_tokens(model: DocumentModel, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The language model's tokens ``[n, Q, D]`` for a true read-out ``[n, Q, S]``; only
     the ``keep`` ones are computed (the rest never enter the sequence)."""
-    out = torch.zeros(*labels.shape[:2], model.config.projector.llm_dim)
+    device = model.device
+    labels, keep = labels.to(device), keep.to(device)
+    out = torch.zeros(*labels.shape[:2], model.config.projector.llm_dim, device=device)
     out[keep] = model.pointer.embed.labels(labels[keep])
     return out
 
@@ -117,10 +119,11 @@ def real_items(model: DocumentModel, sample: SpanSample, bf16: bool = True) -> l
     the tower). A row keeps the tokens the read-out or the truth says have print, so the
     answer's slots can always be pointed at."""
     tiles = sample.plan.rows * sample.plan.cols
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model.pointer.read(model.encode(sample.views[:tiles]))
+    device = model.device
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model.pointer.read(model.encode(sample.views[:tiles].to(device)))
     probs = logits.float().softmax(-1)  # [tiles, Q, S, K]
-    keep = (probs.argmax(-1) != BLANK).any(-1) | printed(sample.labels)  # [tiles, Q]
+    keep = (probs.argmax(-1) != BLANK).any(-1) | printed(sample.labels).to(device)  # [tiles, Q]
     cols = sample.plan.cols
     items = []
     for t in sample.targets:
@@ -136,18 +139,20 @@ def step_loss(model: DocumentModel, items: list[Item], rng: torch.Generator,
     rows, keep = [], []
     for item in items:
         if item.read.is_floating_point():  # the tower's read-out of the kept tokens
-            tokens = torch.zeros(*item.keep.shape, model.config.projector.llm_dim)
-            tokens[item.keep] = model.pointer.embed(item.read)
+            tokens = torch.zeros(
+                *item.keep.shape, model.config.projector.llm_dim, device=model.device
+            )
+            tokens[item.keep] = model.pointer.embed(item.read.to(model.device))
             rows.append(tokens)
             keep.append(item.keep)
         else:
             read = corrupt(item.read, rng, noise)
-            keep.append(printed(read) | item.keep)
+            keep.append((printed(read) | item.keep).to(model.device))
             rows.append(true_tokens(model, read, keep[-1]))
     start, end = pointer_logits(model, [item.question for item in items], rows, keep)
     null = start.shape[1] - 1
-    s = torch.tensor([null if item.start == NOT_HERE else item.start for item in items])
-    e = torch.tensor([null if item.end == NOT_HERE else item.end for item in items])
+    s = torch.tensor([null if i.start == NOT_HERE else i.start for i in items], device=start.device)
+    e = torch.tensor([null if i.end == NOT_HERE else i.end for i in items], device=start.device)
     ce = torch.nn.functional.cross_entropy
     return (ce(start, s) + ce(end, e)) / 2
 
@@ -177,13 +182,14 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
     for sample in held_out:
         if real:
             cols = sample.plan.cols
-            read = read_page(model.pointer, model.encode(sample.views), sample.plan.rows, cols)
+            packed = model.encode(sample.views.to(model.device))
+            read = read_page(model.pointer, packed, sample.plan.rows, cols)
             keep = [read.keep[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
             rows = [read.tokens[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
             grids = list(read.rows)
         else:
             labels = [row_labels(sample, r) for r in range(sample.plan.rows)]
-            keep = [printed(x) for x in labels]
+            keep = [printed(x).to(model.device) for x in labels]
             rows = [true_tokens(model, x, k) for x, k in zip(labels, keep, strict=True)]
             grids = [row_grid(x, grid) for x in labels]
         answers = dict(sample.asked)
@@ -260,6 +266,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                   eval_every: int = 500, workers: int = 1, resume: bool = False,
                   init: Path | None = None, noise: float = NOISE,
                   eval_pages: int = EVAL_PAGES, read: Path | None = None,
+                  device: str = "cpu", bf16: bool = True,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
     measured on the tower's own read-out of rendered pages instead of the true one."""
@@ -274,6 +281,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     model = DocumentModel.from_config(config, tokenizer).train()
     if read is not None:
         run_read.load_weights(model, read)
+    model.to(device)
     params = list(trained_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     progress_file = out / "progress.json"
@@ -300,7 +308,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     step = start
     for sample in loader:
         if real:
-            items += real_items(model, sample)
+            items += real_items(model, sample, bf16)
         else:
             items += [
                 true_item(t.question, row_labels(sample, t.row), t.start, t.end)

@@ -15,6 +15,7 @@ tiled exactly as at answer time, scan-like damage included (``tpdoc.train.spans`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -56,11 +57,12 @@ def read_logits(model: DocumentModel, views: torch.Tensor) -> torch.Tensor:
 def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> dict[str, float]:
     model.eval()
     right = printed = alarms = blanks = 0
+    device = model.device
     for sample in held_out:
         tiles = sample.plan.rows * sample.plan.cols
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = read_logits(model, sample.views[:tiles])
-        r, p, a, b = readout_counts(logits, sample.labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = read_logits(model, sample.views[:tiles].to(device))
+        r, p, a, b = readout_counts(logits, sample.labels.to(device))
         right, printed, alarms, blanks = right + r, printed + p, alarms + a, blanks + b
     model.train()
     return {
@@ -80,26 +82,24 @@ def save_weights(model: DocumentModel, path: Path) -> None:
 
 
 def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
-    """Copy the tensors of ``path`` whose names start with ``prefixes`` into ``model``
-    (shapes checked); the number copied."""
+    """Copy the tensors of ``path`` whose names start with ``prefixes`` into ``model``, all
+    or none (every shape is checked first); the number copied."""
     from safetensors.torch import load_file
 
     params = dict(model.named_parameters())
-    n = 0
+    state = {k: v for k, v in load_file(str(path)).items() if k.startswith(prefixes)}
+    for k, v in state.items():
+        if k not in params or params[k].shape != v.shape:
+            raise KeyError(f"{path}: {k} {tuple(v.shape)} does not fit the model")
     with torch.no_grad():
-        for k, v in load_file(str(path)).items():
-            if not k.startswith(prefixes):
-                continue
-            if k not in params or params[k].shape != v.shape:
-                raise KeyError(f"{path}: {k} {tuple(v.shape)} does not fit the model")
+        for k, v in state.items():
             params[k].copy_(v)
-            n += 1
-    return n
+    return len(state)
 
 
 def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_every: int = 200,
                workers: int = 1, resume: bool = False, init_model: Path | None = None,
-               tower: Path | None = None,
+               tower: Path | None = None, device: str = "cpu",
                bf16: bool = True, eval_pages: int = EVAL_PAGES,
                config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     from tpdoc.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
@@ -119,8 +119,11 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
         start = json.loads(progress_file.read_text())["step"]
     else:
         load_weights(model, folder / MODEL_WEIGHTS, ("vision.", "projector."))
-        if tower is not None:  # an earlier run's tower and packer, with a fresh read-out
+        if tower is not None:  # an earlier run's tower and packer, and its read-out if it fits
             load_weights(model, tower, ("vision.", "projector."))
+            with contextlib.suppress(KeyError):  # a read-out of another shape: a fresh one
+                load_weights(model, tower, ("pointer.readout.",))
+    model.to(device)
     params = trained_parameters(model)
     vision = [p for n, p in params.items() if n.startswith("vision.")]
     rest = [p for n, p in params.items() if not n.startswith("vision.")]
@@ -149,9 +152,9 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
         picked = busiest_tiles(sample, TILES_PER_STEP)
         if not picked:
             continue
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = read_logits(model, sample.views[picked])
-        loss = readout_loss(logits, sample.labels[picked], BLANK_WEIGHT)
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = read_logits(model, sample.views[picked].to(model.device))
+        loss = readout_loss(logits, sample.labels[picked].to(model.device), BLANK_WEIGHT)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(params.values()), GRAD_CLIP)
