@@ -83,6 +83,7 @@ class DocumentModel(nn.Module):
                 config.slot_grid,
                 config.projector.llm_dim,
                 readout_hidden=config.answer.readout_hidden,
+                blank_bias=config.answer.blank_bias,
             )  # fmt: skip
             if config.answer.kind == "pointer"
             else None

@@ -48,6 +48,9 @@ class AnswerConfig:
     rows: int = 2
     cols: int = 4
     readout_hidden: int = 768  # hidden units of the per-token read-out
+    # Added to the read-out's blank logit at answer time: the read-out is trained with blank
+    # slots down-weighted, so it over-reads print; 1.0 read held-out tiles best (CER).
+    blank_bias: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ANSWER_KINDS:
@@ -73,9 +76,9 @@ class PointerHead(nn.Module):
     """Read-out, re-embedding and span scores of a pointer model."""
 
     def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
-                 readout_hidden: int = 768) -> None:  # fmt: skip
+                 readout_hidden: int = 768, blank_bias: float = 0.0) -> None:  # fmt: skip
         super().__init__()
-        self.grid = grid
+        self.grid, self.blank_bias = grid, blank_bias
         s = grid.per_token
         self.readout = ReadoutHead(dim, s, classes, readout_hidden)
         self.embed = ReadoutEmbedding(s, classes, dim)
@@ -83,8 +86,12 @@ class PointerHead(nn.Module):
         self.null = nn.Linear(dim, 2)
 
     def read(self, packed: torch.Tensor) -> torch.Tensor:
-        """``[V, Q, D]`` -> slot logits ``[V, Q, S, K]``."""
-        return self.readout(packed)
+        """``[V, Q, D]`` -> slot logits ``[V, Q, S, K]`` as answers use them (the blank
+        logit raised by ``blank_bias``; training reads ``readout`` itself)."""
+        logits = self.readout(packed)
+        shift = torch.zeros(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+        shift[BLANK] = self.blank_bias
+        return logits + shift
 
     def tokens(self, logits: torch.Tensor) -> torch.Tensor:
         """Read-out logits ``[V, Q, S, K]`` -> the language model's view tokens ``[V, Q, D]``."""

@@ -166,7 +166,7 @@ def span_text(classes: torch.Tensor, start: tuple[int, int], end: tuple[int, int
             lines.append([(r, c) for c in range(lo, hi + 1) for r in rows])
     words, cells = [], []
     for line in lines:
-        picked = [(r, c) for r, c in line if int(classes[r, c]) != BLANK]
+        picked = collapse([(r, c) for r, c in line if int(classes[r, c]) != BLANK], classes)
         text = "".join(class_char(int(classes[r, c])) for r, c in picked).strip()
         if text:
             words.append(" ".join(text.split()))
@@ -178,6 +178,20 @@ def span_text(classes: torch.Tensor, start: tuple[int, int], end: tuple[int, int
     cols = [c for _, c in cells]
     box = (min(cols) * w, min(rows) * h, (max(cols) + 1) * w, (max(rows) + 1) * h)
     return SpanText(" ".join(words), box)
+
+
+def collapse(cells: list[tuple[int, int]], classes: torch.Tensor) -> list[tuple[int, int]]:
+    """A line's printed slots (in column order) with repeats of one character in the next
+    column (or the same column, one row over) dropped: a glyph near a slot's edge is often
+    read in both slots, and two real characters are at least two columns apart."""
+    kept: list[tuple[int, int]] = []
+    for r, c in cells:
+        if kept:
+            pr, pc = kept[-1]
+            if c - pc <= 1 and int(classes[r, c]) == int(classes[pr, pc]):
+                continue
+        kept.append((r, c))
+    return kept
 
 
 class ReadoutHead(nn.Module):

@@ -5,7 +5,8 @@ In: a tpdoc model folder to start from (``--init-model``, default the shipped
 ``read.safetensors`` (``vision.*``, ``projector.*`` and ``pointer.readout.*`` keys of a
 pointer model), ``progress.json`` and ``log.jsonl``: the loss and, on pages in fonts and
 layouts never trained on, the share of printed slots read right (``heldout_read_acc``, gate
-R) and of blank slots read as print (``heldout_false_alarm``).
+R) and of blank slots read as print (``heldout_false_alarm``), both as answers read them
+(with the blank bias, ``tpdoc.pointer.AnswerConfig``).
 
 Every slot of every packed token is a target (``tpdoc.readout``): which character's centre
 lies in it, a space, or nothing; about 300 printed slots per tile. No language model
@@ -48,9 +49,11 @@ def busiest_tiles(sample: SpanSample, n: int) -> list[int]:
     return [i for i in order[:n] if printed[i] > 0]
 
 
-def read_logits(model: DocumentModel, views: torch.Tensor) -> torch.Tensor:
-    """Views ``[V, 3, T, T]`` -> slot logits ``[V, Q, S, K]``."""
-    return model.pointer.read(model.encode(views))
+def read_logits(model: DocumentModel, views: torch.Tensor, trained: bool = True) -> torch.Tensor:
+    """Views ``[V, 3, T, T]`` -> slot logits ``[V, Q, S, K]``: as trained, or (``trained``
+    False) as answers read them, with the blank bias."""
+    packed = model.encode(views)
+    return model.pointer.readout(packed) if trained else model.pointer.read(packed)
 
 
 @torch.no_grad()
@@ -61,7 +64,7 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> di
     for sample in held_out:
         tiles = sample.plan.rows * sample.plan.cols
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = read_logits(model, sample.views[:tiles].to(device))
+            logits = read_logits(model, sample.views[:tiles].to(device), trained=False)
         r, p, a, b = readout_counts(logits, sample.labels.to(device))
         right, printed, alarms, blanks = right + r, printed + p, alarms + a, blanks + b
     model.train()
