@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     )  # fmt: skip
     pointer.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
     pointer.add_argument("--device", default="cpu", help="cpu or cuda")
+    pointer.add_argument(
+        "--single-tiles", action="store_true", help="questions on single tiles, not tile rows"
+    )  # fmt: skip
     read = sub.add_parser("read", help="dense read-out of tower + packer (stage R)")
     read.add_argument("--out", type=Path, required=True)
     read.add_argument("--steps", type=int, required=True)
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         metrics = train_pointer(
             args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
-            read=args.read, device=args.device,
+            read=args.read, device=args.device, single_tiles=args.single_tiles,
         )  # fmt: skip
         print(metrics)
     if args.stage == "half":

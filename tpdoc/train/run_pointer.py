@@ -60,9 +60,8 @@ def corrupt(labels: torch.Tensor, rng: torch.Generator, rate: float) -> torch.Te
 
 
 def row_labels(sample: SpanSample, row: int) -> torch.Tensor:
-    """The slot classes of one row of tiles by token ``[cols, Q, S]``."""
-    cols = sample.plan.cols
-    return sample.labels[row * cols : (row + 1) * cols]
+    """The slot classes of one row of tiles by token ``[width, Q, S]``."""
+    return sample.labels[row * sample.width : (row + 1) * sample.width]
 
 
 def row_grid(labels: torch.Tensor, grid: SlotGrid) -> torch.Tensor:
@@ -126,7 +125,7 @@ def real_items(model: DocumentModel, sample: SpanSample, bf16: bool = True) -> l
         logits = model.pointer.read(model.encode(sample.views[:tiles].to(device)))
     probs = logits.float().softmax(-1)  # [tiles, Q, S, K]
     keep = (probs.argmax(-1) != BLANK).any(-1) | printed(sample.labels).to(device)  # [tiles, Q]
-    cols = sample.plan.cols
+    cols = sample.width
     items = []
     for t in sample.targets:
         part = slice(t.row * cols, (t.row + 1) * cols)
@@ -200,14 +199,16 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
     row_right = row_n = page_right = page_anls = page_n = 0.0
     for sample in held_out:
         if real:
-            cols = sample.plan.cols
+            cols = sample.width
+            n = sample.plan.rows * sample.plan.cols // cols
             packed = model.encode(sample.views.to(model.device))
-            read = read_page(model.pointer, packed, sample.plan.rows, cols)
-            keep = [read.keep[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
-            rows = [read.tokens[r * cols : (r + 1) * cols] for r in range(sample.plan.rows)]
+            read = read_page(model.pointer, packed, n, cols)
+            keep = [read.keep[r * cols : (r + 1) * cols] for r in range(n)]
+            rows = [read.tokens[r * cols : (r + 1) * cols] for r in range(n)]
             grids = list(read.rows)
         else:
-            labels = [row_labels(sample, r) for r in range(sample.plan.rows)]
+            n = sample.plan.rows * sample.plan.cols // sample.width
+            labels = [row_labels(sample, r) for r in range(n)]
             keep = [printed(x).to(model.device) for x in labels]
             rows = [true_tokens(model, x, k) for x, k in zip(labels, keep, strict=True)]
             grids = [row_grid(x, grid) for x in labels]
@@ -233,14 +234,15 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
     }
 
 
-def held_out_pages(config: ModelConfig, seed: int, n: int, render: bool = False
-                   ) -> list[SpanSample]:  # fmt: skip
+def held_out_pages(config: ModelConfig, seed: int, n: int, render: bool = False,
+                   single_tiles: bool = False) -> list[SpanSample]:  # fmt: skip
     rng = random.Random(f"heldout/{seed}")
     pages: list[SpanSample] = []
     while len(pages) < n:
         sample = span_sample(
-            rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE, render=render
-        )
+            rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE, render=render,
+            single_tiles=single_tiles,
+        )  # fmt: skip
         if sample is not None:
             pages.append(sample)
     return pages
@@ -285,10 +287,11 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                   eval_every: int = 500, workers: int = 1, resume: bool = False,
                   init: Path | None = None, noise: float = NOISE,
                   eval_pages: int = EVAL_PAGES, read: Path | None = None,
-                  device: str = "cpu", bf16: bool = True,
+                  device: str = "cpu", bf16: bool = True, single_tiles: bool = False,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
-    measured on the tower's own read-out of rendered pages instead of the true one."""
+    measured on the tower's own read-out of rendered pages instead of the true one; with
+    ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson)."""
     from tpdoc.checkpoint import load_tokenizer
     from tpdoc.registry import resolve_model
     from tpdoc.train import run_read
@@ -313,9 +316,9 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     schedule = lr_lambda(steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
     real = read is not None
-    held_out = held_out_pages(config, seed, eval_pages, render=real)
+    held_out = held_out_pages(config, seed, eval_pages, render=real, single_tiles=single_tiles)
     stream = SpanStream(f"{seed}/{start}", config.tiling, config.slot_grid, "train",
-                        QUESTIONS_PER_PAGE, render=real)  # fmt: skip
+                        QUESTIONS_PER_PAGE, render=real, single_tiles=single_tiles)  # fmt: skip
     loader = torch.utils.data.DataLoader(
         stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0
     )

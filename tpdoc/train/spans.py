@@ -37,7 +37,7 @@ class Target:
     """What the pointer should say about one question on one row of tiles."""
 
     question: str
-    row: int  # tile row of the page
+    row: int  # tile row of the page (or tile, with single tiles)
     start: int  # token-major slot index, or NOT_HERE
     end: int
 
@@ -49,7 +49,8 @@ class SpanSample:
     views: torch.Tensor | None  # [V, 3, T, T] when rendered
     asked: list[tuple[str, str]]  # every question with its answer (NOT_FOUND if absent)
     targets: list[Target]
-    located: int  # present answers found on one tile (the rest have no target)
+    located: int  # present answers found on one row (the rest have no target)
+    width: int  # tiles per row the pointer reads: the plan's columns, or 1 (single tiles)
 
 
 def normalised(text: str) -> str:
@@ -58,7 +59,8 @@ def normalised(text: str) -> str:
 
 def span_sample(rng: random.Random, tiling: TilingConfig, grid: SlotGrid, split: str,
                 questions: int, *, render: bool = False, negatives: int = 1,
-                degrade_rate: float = DEGRADE_RATE) -> SpanSample | None:  # fmt: skip
+                degrade_rate: float = DEGRADE_RATE,
+                single_tiles: bool = False) -> SpanSample | None:  # fmt: skip
     synth, number, page, plan, size = planned_page(rng, tiling, split)
     found = glyphs(page, size, spaces=True)
     asked = [(q, a, key) for q, a, key in questions_for(synth, number, rng, questions,
@@ -73,17 +75,22 @@ def span_sample(rng: random.Random, tiling: TilingConfig, grid: SlotGrid, split:
     views = tile_pixels(image, plan, tiling) if image is not None else None
     sx, sy = plan.fit[1] / size[0], plan.fit[0] / size[1]
     t = tiling.tile_size
-    # Glyphs by tile row, in the row's pixels (its tiles side by side).
-    per_row: list[list[Glyph]] = [[] for _ in range(plan.rows)]
+    # Glyphs by tile row, in the row's pixels (its tiles side by side), or with
+    # ``single_tiles`` by tile, each a row of its own.
+    width = 1 if single_tiles else plan.cols
+    per_row: list[list[Glyph]] = [[] for _ in range(plan.rows * plan.cols // width)]
     for g in found:
         box = (g.box[0] * sx, g.box[1] * sy, g.box[2] * sx, g.box[3] * sy)
-        r = int((box[1] + box[3]) / 2 // t)
-        if 0 <= r < plan.rows:
-            per_row[r].append(Glyph(g.char, (box[0], box[1] - r * t, box[2], box[3] - r * t)))
-    grids = [slot_labels([(g.char, g.centre) for g in row], grid, plan.cols) for row in per_row]
+        r, c = int((box[1] + box[3]) / 2 // t), int((box[0] + box[2]) / 2 // t)
+        if 0 <= r < plan.rows and 0 <= c < plan.cols:
+            x0 = c * t if single_tiles else 0
+            row = r * plan.cols + c if single_tiles else r
+            per_row[row].append(Glyph(g.char, (box[0] - x0, box[1] - r * t, box[2] - x0,
+                                               box[3] - r * t)))  # fmt: skip
+    grids = [slot_labels([(g.char, g.centre) for g in row], grid, width) for row in per_row]
     c = grid.slot_cols
     labels = torch.stack(
-        [grid.from_grid(row[:, i * c : (i + 1) * c]) for row in grids for i in range(plan.cols)]
+        [grid.from_grid(row[:, i * c : (i + 1) * c]) for row in grids for i in range(width)]
     )  # [tiles, Q, S], row-major like the views
     lines = [[line for line in text_lines(row) if line] for row in per_row]
     texts = ["\n".join("".join(g.char for g in line) for line in row) for row in lines]
@@ -103,7 +110,7 @@ def span_sample(rng: random.Random, tiling: TilingConfig, grid: SlotGrid, split:
         others = [i for i in with_text if spot is None or i != spot[0]]
         for i in rng.sample(others, min(negatives + (spot is None), len(others))):
             targets.append(Target(question, i, NOT_HERE, NOT_HERE))
-    return SpanSample(plan, labels, views, [(q, a) for q, a, _ in asked], targets, located)
+    return SpanSample(plan, labels, views, [(q, a) for q, a, _ in asked], targets, located, width)
 
 
 def _locate(answer: str, lines: list[list[list[Glyph]]], texts: list[str], fact,
@@ -137,17 +144,19 @@ class SpanStream(torch.utils.data.IterableDataset):
     """An endless, seeded stream of ``SpanSample``s (one random generator per worker)."""
 
     def __init__(self, seed: int | str, tiling: TilingConfig, grid: SlotGrid, split: str,
-                 questions: int, render: bool = False) -> None:  # fmt: skip
+                 questions: int, render: bool = False,
+                 single_tiles: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.seed, self.tiling, self.grid, self.split = seed, tiling, grid, split
-        self.questions, self.render = questions, render
+        self.questions, self.render, self.single_tiles = questions, render, single_tiles
 
     def __iter__(self) -> Iterator[SpanSample]:
         info = torch.utils.data.get_worker_info()
         rng = random.Random(f"{self.seed}/{info.id if info else 0}")
         while True:
             sample = span_sample(
-                rng, self.tiling, self.grid, self.split, self.questions, render=self.render
-            )
+                rng, self.tiling, self.grid, self.split, self.questions, render=self.render,
+                single_tiles=self.single_tiles,
+            )  # fmt: skip
             if sample is not None:
                 yield sample
