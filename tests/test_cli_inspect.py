@@ -29,20 +29,31 @@ def report_pdf(tmp_path: Path) -> Path:
     return make_pdf(tmp_path / "report.pdf", [A4, LANDSCAPE, (300.0, 300.0)])
 
 
-@pytest.fixture(scope="module")
-def clip_geometry_model(tmp_path_factory) -> str:
+def _clip_geometry_folder(folder: Path, max_tiles: int) -> str:
     """A model folder (config only) with CLIP ViT-L/336 geometry: 336px tiles, G = 24."""
     from tpdoc.config import ModelConfig, VisionConfig
     from tpdoc.packer import PackerConfig
 
-    folder = tmp_path_factory.mktemp("clip-geometry")
     ModelConfig(
         name="clip-geometry",
         vision=VisionConfig(config={"image_size": 336, "patch_size": 14, "hidden_size": 16}),
         projector=PackerConfig(vision_dim=16, embed_dim=16, num_heads=2, llm_dim=32),
         text={"hidden_size": 32, "max_position_embeddings": 4096},
+        max_tiles=max_tiles,
     ).save(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def clip_geometry_model(tmp_path_factory) -> str:
+    """At most 9 tiles."""
+    return _clip_geometry_folder(tmp_path_factory.mktemp("clip-geometry"), 9)
+
+
+@pytest.fixture(scope="module")
+def clip_geometry_model_25(tmp_path_factory) -> str:
+    """The same geometry, made for up to 25 tiles."""
+    return _clip_geometry_folder(tmp_path_factory.mktemp("clip-geometry-25"), 25)
 
 
 def test_default_model_geometry(runner, report_pdf):
@@ -58,16 +69,34 @@ def test_default_model_geometry(runner, report_pdf):
     assert first["visual_tokens"] == count_page_positions(plan, g.tokens_per_tile)
 
 
-def test_load_geometry_takes_a_tile_cap(clip_geometry_model):
+def test_load_geometry_takes_a_tile_cap(clip_geometry_model_25):
     """The library's ``max_tiles`` override, which ``inspect --max-tiles`` passes on."""
     from tpdoc.errors import ConfigError
     from tpdoc.registry import load_config, load_geometry
 
-    assert load_geometry(clip_geometry_model).max_tiles == 9
-    assert load_geometry(clip_geometry_model, max_tiles=25).max_tiles == 25
-    assert load_config(clip_geometry_model, max_tiles=16).tiling.max_tiles == 16
+    assert load_geometry(clip_geometry_model_25).max_tiles == 25
+    assert load_geometry(clip_geometry_model_25, max_tiles=9).max_tiles == 9
+    assert load_config(clip_geometry_model_25, max_tiles=16).tiling.max_tiles == 16
     with pytest.raises(ConfigError, match="max_tiles must be one of"):
-        load_geometry(clip_geometry_model, max_tiles=12)
+        load_geometry(clip_geometry_model_25, max_tiles=12)
+
+
+def test_a_tile_cap_above_the_models_own_is_refused(runner, report_pdf, clip_geometry_model):
+    """A tpdoc model takes no more tiles than its config.json says (it would go past what
+    it was made for, slowly and silently)."""
+    from tpdoc.errors import UsageError
+    from tpdoc.registry import load_config, load_geometry
+
+    assert load_geometry(clip_geometry_model, max_tiles=9).max_tiles == 9
+    expected = "--max-tiles 16: model clip-geometry takes at most 9 tiles"
+    with pytest.raises(UsageError, match=expected):
+        load_config(clip_geometry_model, max_tiles=16)
+    args = ["inspect", str(report_pdf), "--max-tiles", "25", "-m", clip_geometry_model]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "--max-tiles 25: model clip-geometry takes at most 9 tiles" in line
+    assert "ask with --max-tiles 9 or fewer" in line
 
 
 def test_json_contract(runner, report_pdf, clip_geometry_model):
@@ -101,18 +130,19 @@ def test_json_contract(runner, report_pdf, clip_geometry_model):
     assert result.stderr == ""
 
 
-def test_options_change_the_geometry(runner, report_pdf, clip_geometry_model):
-    model = ["-m", clip_geometry_model]
+def test_options_change_the_geometry(runner, report_pdf, clip_geometry_model_25):
+    model = ["-m", clip_geometry_model_25]
     base = json.loads(runner.invoke(app, ["inspect", str(report_pdf), "--json", *model]).stdout)
-    args = ["inspect", str(report_pdf), "--json", "--max-tiles", "25", "--scale", "4", "-p", "1"]
+    assert (base["max_tiles"], base["pages"][0]["grid"]) == (25, [6, 4])
+    args = ["inspect", str(report_pdf), "--json", "--max-tiles", "9", "--scale", "4", "-p", "1"]
     args += model
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert (data["max_tiles"], data["scale"], data["tokens_per_tile"]) == (25, 4, 36)
+    assert (data["max_tiles"], data["scale"], data["tokens_per_tile"]) == (9, 4, 36)
     assert [p["page"] for p in data["pages"]] == [1]
-    assert data["pages"][0]["grid"] == [6, 4]
-    assert data["pages"][0]["tiles"] > base["pages"][0]["tiles"]
+    assert data["pages"][0]["grid"] == [3, 2]
+    assert data["pages"][0]["tiles"] < base["pages"][0]["tiles"]
     low = json.loads(
         runner.invoke(app, ["inspect", str(report_pdf), "--json", "--dpi", "72"]).stdout
     )
@@ -134,6 +164,16 @@ def test_table_and_overlays(runner, report_pdf, tmp_path, clip_geometry_model):
         # The first tile's outline is drawn in the overlay's first colour at its corner.
         assert im.getpixel((1, 1)) == (0xE6, 0x19, 0x4B)
     assert "overlays written" in result.stderr
+
+
+def test_a_page_over_the_pixel_limit_says_what_the_user_can_change(runner, report_pdf, tmp_path):
+    """The limit has no option (above it Pillow refuses images anyway): the advice is --dpi."""
+    args = ["inspect", str(report_pdf), "-p", "1", "--dpi", "2000", "--overlay", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "16528x23389 = 386,573,392 pixels exceeds the limit" in line
+    assert line.endswith("; lower the DPI (--dpi)") and "max_pixels" not in line
 
 
 def test_image_input(runner, tmp_path, clip_geometry_model):

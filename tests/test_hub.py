@@ -152,6 +152,7 @@ def test_pull_online_downloads_the_model_and_its_tower(source, monkeypatch):
         return [p.name for p in folder.iterdir()] + ["tf_model.h5"]
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("tpdoc.hub.unreachable", lambda url, timeout=None: None)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", fake_list_repo_files)
     notes: list[str] = []
@@ -217,6 +218,7 @@ def test_unreachable_hub_and_unknown_repo_are_one_line_errors(monkeypatch):
         raise errors.RepositoryNotFoundError("404 Client Error", response=response)
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("tpdoc.hub.unreachable", lambda url, timeout=None: None)  # it answers
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", unreachable)
     with pytest.raises(ModelNotFoundError) as info:
         hub_model_folder("org/name", weights=True)
@@ -225,3 +227,110 @@ def test_unreachable_hub_and_unknown_repo_are_one_line_errors(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", unknown)
     with pytest.raises(ModelNotFoundError, match="org/name: no such model on the Hugging Face"):
         hub_model_folder("org/name", weights=False)
+
+
+@pytest.fixture
+def no_proxy_settings(monkeypatch):
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def _no_hub_calls(monkeypatch) -> None:
+    """huggingface_hub's network calls fail the test (its retries are what took 23 s)."""
+    import huggingface_hub
+
+    real = huggingface_hub.snapshot_download
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("huggingface_hub was asked to download without a network")
+
+    def local_only(repo_id, *, local_files_only=False, **kwargs):
+        if not local_files_only:
+            forbidden()
+        return real(repo_id, local_files_only=True, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", local_only)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", forbidden)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", forbidden)
+
+
+def test_pull_without_network_fails_at_once(monkeypatch, no_proxy_settings):
+    """No network (the name does not resolve): one line and exit 1, before any download."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    def no_network(address, timeout=None, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    _no_hub_calls(monkeypatch)
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["pull", "org/name"])
+    assert time.monotonic() - start < 2
+    assert result.exit_code == 1 and result.stdout == "", result.stderr
+    host = urlsplit(constants.ENDPOINT).hostname
+    (line,) = result.stderr.splitlines()
+    assert f"the Hub could not be reached ({host}:443: Name or service not known)" in line
+    assert "tpdoc pull org/name" in line
+    with pytest.raises(ModelNotFoundError, match="could not be reached"):
+        hub_model_folder("org/name")  # the config alone (`inspect`) is not fetched either
+
+
+def test_a_hub_that_does_not_answer_is_given_up_after_the_probe_timeout(
+    monkeypatch, no_proxy_settings
+):
+    import socket
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hangs(address, timeout=None, **kwargs):
+        release.wait(10)  # a name lookup or a connect that never returns
+        raise OSError("released")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("tpdoc.hub.PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(socket, "create_connection", hangs)
+    _no_hub_calls(monkeypatch)
+    start = time.monotonic()
+    try:
+        with pytest.raises(ModelNotFoundError, match=r":443: no answer within 0.2 s"):
+            hub_model_folder("org/name", weights=True)
+        assert time.monotonic() - start < 1.5
+    finally:
+        release.set()
+
+
+def test_the_probe_goes_where_huggingface_hub_would_connect(monkeypatch, no_proxy_settings):
+    """To the endpoint's host, or to the proxy the environment names (unless NO_PROXY)."""
+    import socket
+
+    from tpdoc.hub import unreachable
+
+    tried = []
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    def connect(address, timeout=None, **kwargs):
+        tried.append(address)
+        return Connection()
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    assert unreachable("https://hub.example:8443") is None
+    assert unreachable("http://mirror.example") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert unreachable("https://hub.example") is None
+    monkeypatch.setenv("NO_PROXY", "hub.example")
+    assert unreachable("https://hub.example") is None
+    assert tried == [
+        ("hub.example", 8443), ("mirror.example", 80), ("proxy.example", 3128),
+        ("hub.example", 443),
+    ]  # fmt: skip

@@ -607,6 +607,24 @@ def test_image_over_cap_is_refused_from_its_header(tmp_path: Path, monkeypatch: 
     assert_names_file(exc, path)
 
 
+def test_pixel_limit_errors_advise_only_what_can_be_done(tmp_path: Path, pdf3: Path):
+    """No "raise max_pixels": the command line has no such option, and above the default
+    Pillow refuses an image anyway."""
+    path = tmp_path / "poster.png"
+    path.write_bytes(image_bytes(Image.new("RGB", (120, 100)), "PNG"))
+    with pytest.raises(ImageTooLargeError) as exc:
+        open_document(path, max_pixels=10_000)
+    assert str(exc.value).endswith("decompression bomb); scale the image down to use it")
+    with open_document(pdf3, max_pixels=100_000) as doc, pytest.raises(ImageTooLargeError) as exc:
+        doc.render(1)
+    assert str(exc.value).endswith("; lower the DPI (--dpi)")
+    small = tmp_path / "small.png"
+    small.write_bytes(image_bytes(Image.new("RGB", (10, 10)), "PNG"))
+    with open_document(small, max_pixels=1_000) as doc, pytest.raises(ImageTooLargeError) as exc:
+        doc.render(1, (100, 100))
+    assert str(exc.value).endswith("; ask for a smaller size")  # --dpi does not size images
+
+
 def test_tiff_frame_over_cap_is_refused(tmp_path: Path):
     path = tmp_path / "pages.tif"
     small, big = Image.new("RGB", (10, 10)), Image.new("RGB", (200, 100))

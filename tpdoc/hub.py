@@ -5,7 +5,8 @@ inspect``) or everything to load it (config, tokenizer, weights). Out: the snaps
 in the local Hugging Face cache that holds those files. Online, missing files are
 downloaded into that cache first, with huggingface_hub's own progress bars on stderr;
 offline (``HF_HUB_OFFLINE=1``) or without network, a model that is not cached is a
-one-line ``ModelNotFoundError`` that says what to download and how.
+one-line ``ModelNotFoundError`` that says what to download and how; no network is found
+out by one short connection attempt before any download, not by huggingface_hub's retries.
 
 The cache location and the offline switch are read from the environment on every call
 (huggingface_hub reads them once, at import), so tests and long-lived processes can point
@@ -42,6 +43,9 @@ SAFETENSORS_PATTERNS = ("*.safetensors", "*.safetensors.index.json")
 BIN_PATTERNS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRUE = {"1", "true", "yes", "on"}
+# Before downloading, one TCP connection to the Hub (or to the proxy the environment names)
+# must open within this; without it huggingface_hub retries for about 23 s (1+2+4+8+8).
+PROBE_TIMEOUT_S = 3.0
 
 
 def stderr_report(message: str) -> None:
@@ -180,8 +184,14 @@ def hub_model_folder(
 def _download(repo_id: str, weights: bool, report: Report) -> Path:
     """Fetch into the cache (progress bars from huggingface_hub go to stderr)."""
     import huggingface_hub as hf
+    from huggingface_hub import constants
 
     cache = hub_cache_dir()
+    if (failure := unreachable(constants.ENDPOINT)) is not None:
+        folder = cached_snapshot(repo_id)
+        missing = missing_files(folder, weights=weights) if folder else []
+        why = f"the Hub could not be reached ({failure})"
+        raise ModelNotFoundError(_not_available(repo_id, folder, missing, why))
     try:
         if not weights:
             path = hf.hf_hub_download(repo_id, CONFIG_FILE, cache_dir=cache)
@@ -194,6 +204,40 @@ def _download(repo_id: str, weights: bool, report: Report) -> Path:
         if mapped is exc:
             raise
         raise mapped from exc
+
+
+def unreachable(url: str, timeout: float | None = None) -> str | None:
+    """Why no TCP connection to ``url``'s host (or to the proxy the environment sets for
+    it) opened within ``timeout`` seconds (default ``PROBE_TIMEOUT_S``); None if one did.
+
+    The attempt runs in a daemon thread, so a name lookup that hangs is bounded too."""
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    parts = urllib.parse.urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    host, port = parts.hostname or "", parts.port or default_port
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxy_parts.hostname or "", proxy_parts.port or 80
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}:{port}: {exc.strerror or exc}")
+
+    attempt = threading.Thread(target=connect, name="tpdoc-hub-probe", daemon=True)
+    attempt.start()
+    attempt.join(timeout)
+    return outcome[0] if outcome else f"{host}:{port}: no answer within {timeout:g} s"
 
 
 def download_patterns(files: list[str]) -> list[str]:

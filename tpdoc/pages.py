@@ -230,10 +230,11 @@ class Document:
     def _check_pixels(self, number: int, size: tuple[int, int]) -> None:
         width, height = size
         if width * height > self.max_pixels:
+            fix = "lower the DPI (--dpi)" if self.kind == "pdf" else "ask for a smaller size"
             raise ImageTooLargeError(
                 self.name,
                 f"page {number}: {width}x{height} = {width * height:,} pixels exceeds the "
-                f"limit of {self.max_pixels:,}; lower the DPI or raise max_pixels",
+                f"limit of {self.max_pixels:,}; {fix}",
             )
 
 
@@ -331,6 +332,12 @@ def _plural(count: int, noun: str) -> str:
 
 def _pages(count: int) -> str:
     return f"the document has {_plural(count, 'page')}"
+
+
+def check_readable(path: str | Path) -> None:
+    """Fail as ``open_document`` does (the same ``DocumentError``s and messages) for a file
+    that is missing, not a regular file, empty or unreadable; no PDF library is needed."""
+    _read_head(Path(path), os.fspath(path))
 
 
 def _read_head(path: Path, name: str) -> bytes:
@@ -485,8 +492,8 @@ def _open_image(path: Path, name: str, image_format: str, max_pixels: int) -> Do
                 raise ImageTooLargeError(
                     name,
                     f"{where}{width}x{height} = {width * height:,} pixels exceeds the limit "
-                    f"of {max_pixels:,} (a possible decompression bomb); raise max_pixels "
-                    "if the image is trusted",
+                    f"of {max_pixels:,} (a possible decompression bomb); scale the image "
+                    "down to use it",
                 )
     except BaseException:
         handle.close()

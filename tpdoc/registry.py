@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tpdoc.config import CONFIG_FILE, MODEL_TYPE, Geometry, ModelConfig
-from tpdoc.errors import ConfigError, ModelFormatError, ModelNotFoundError
+from tpdoc.errors import ConfigError, ModelFormatError, ModelNotFoundError, UsageError
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 DEFAULT_MODEL = "tpdoc-tiny"
@@ -68,8 +68,9 @@ def read_config_json(folder: Path) -> dict[str, Any]:
 def load_config(spec: str | Path | None = None, *, max_tiles: int | None = None) -> ModelConfig:
     """The ``ModelConfig`` of a tpdoc-format or published (LLaVA-format) model.
 
-    ``max_tiles`` overrides the model's tile cap (a published HD checkpoint's ``patch_num``,
-    which then need not be one tpdoc supports).
+    ``max_tiles`` overrides the model's tile cap: a published HD checkpoint's ``patch_num``
+    (which then need not be one tpdoc supports), or lowers a tpdoc model's; above a tpdoc
+    model's own cap it is a ``UsageError``.
     """
     folder = resolve_model(spec)
     data = read_config_json(folder)
@@ -89,7 +90,15 @@ def load_config(spec: str | Path | None = None, *, max_tiles: int | None = None)
         config = ModelConfig.from_dict(data)
     except (ModelFormatError, ConfigError) as exc:
         raise ModelFormatError(f"{folder}: {exc}") from exc
-    return config if max_tiles is None else replace(config, max_tiles=max_tiles)
+    if max_tiles is None:
+        return config
+    capped = replace(config, max_tiles=max_tiles)  # a cap tpdoc has no grids for: ConfigError
+    if max_tiles > config.max_tiles:  # more tiles than the model was made for
+        raise UsageError(
+            f"--max-tiles {max_tiles}: model {config.name} takes at most {config.max_tiles} tiles "
+            f"(max_tiles in its {CONFIG_FILE}); ask with --max-tiles {config.max_tiles} or fewer"
+        )
+    return capped
 
 
 def load_geometry(spec: str | Path | None = None, *, max_tiles: int | None = None) -> Geometry:
