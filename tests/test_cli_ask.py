@@ -81,6 +81,56 @@ def test_question_from_stdin(runner, pdf, scripted_cli):
     assert result.stdout == "ACME Corp\n"
 
 
+def test_question_from_a_pipe_is_read_without_a_note(runner, pdf, scripted_cli):
+    result = ask(runner, str(pdf), "-", "--model", "scripted", stdin="   \n")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "error: the question is empty\n"  # no "reading the question"
+
+
+def test_question_from_a_terminal_says_it_reads_stdin(pdf):
+    """On a terminal, ``ask FILE -`` says on stderr what it waits for before it waits."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "tpdoc.cli", "ask", str(pdf), "-"]
+    with subprocess.Popen(command, stdin=terminal, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as process:  # fmt: skip
+        os.close(terminal)
+        try:
+            ready, _, _ = select.select([process.stderr], [], [], 60)
+            assert ready, "nothing on stderr while waiting for the question"
+            first = process.stderr.readline().decode()
+            assert first == "reading the question from stdin; end it with Ctrl-D\n"
+            os.write(controller, b"\x04")  # Ctrl-D at once: an empty question
+            out, err = process.communicate(timeout=60)
+        finally:
+            os.close(controller)
+            process.kill()
+    assert process.returncode == 2 and out == b""
+    assert err.decode() == "error: the question is empty\n"
+
+
+@pytest.mark.parametrize("command", ["ask", "batch"])
+def test_more_tiles_than_the_model_takes_is_refused(runner, pdf, monkeypatch, command):
+    """The embedded model is made for at most 16 tiles: 25 is refused from its config.json,
+    before the weights are read (asking went on past the cap, silently, for 44 s)."""
+    import tpdoc.checkpoint
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were read")
+
+    monkeypatch.setattr(tpdoc.checkpoint, "read_safetensors", no_weights)
+    question = [QUESTION] if command == "ask" else ["-q", QUESTION]
+    result = runner.invoke(app, [command, str(pdf), *question, "--max-tiles", "25"])
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"error: --max-tiles 25: model {DEFAULT_MODEL} takes at most 16 tiles (max_tiles in "
+        "its config.json); ask with --max-tiles 16 or fewer"
+    )
+
+
 def test_json_is_one_object_with_the_documented_fields(runner, pdf, scripted_cli):
     result = ask(runner, str(pdf), QUESTION, "-m", "scripted", "--json", "--all-pages")
     assert result.exit_code == 0, result.stderr

@@ -49,6 +49,7 @@ SEQUENCES_PER_BATCH = 8  # language-model batch
 # Prefilled pages kept between questions about them (tpdoc.prefixes); the embedded model's
 # page takes about 15 MiB, a 7B model's about 0.5 GiB.
 PREFIX_CACHE_BYTES = 512 * 2**20
+FILE_HASHES_KEPT = 1024  # files whose content hash is remembered (by path, size, mtime)
 PageCallback = Callable[[int, str], None]  # (page number, its answer so far)
 
 
@@ -438,6 +439,8 @@ class DocumentQA:
         stat = Path(path).stat()
         memo = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
         if memo not in self._hashes:
+            if len(self._hashes) >= FILE_HASHES_KEPT:  # a server sees a new file per upload
+                del self._hashes[next(iter(self._hashes))]  # the oldest (insertion order)
             self._hashes[memo] = file_sha256(path)
         return self._hashes[memo]
 

@@ -85,3 +85,13 @@ class ModelFormatError(ModelError):
 
 class WeightsError(ModelError):
     """Weights do not match the model: missing, unexpected or mis-shaped keys."""
+
+
+class ServerError(TpdocError):
+    """`tpdoc serve` cannot listen where it was asked to, or `tpdoc ask --server` cannot
+    reach a server or was refused by it; ``exit_code`` is the one the same failure has
+    locally (2 for what the server calls bad usage)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

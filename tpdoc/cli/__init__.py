@@ -18,6 +18,7 @@ from tpdoc.cli import chat as _chat  # noqa: F401  (registers the command)
 from tpdoc.cli import eval as _eval  # noqa: F401  (registers the command)
 from tpdoc.cli import inspect as _inspect  # noqa: F401  (registers the command)
 from tpdoc.cli import models as _models  # noqa: F401  (registers models, pull)
+from tpdoc.cli import serve as _serve  # noqa: F401  (registers the command)
 from tpdoc.cli import train as _train  # noqa: F401  (registers the command)
 from tpdoc.cli.app import EXIT_INTERRUPTED, app, print_error
 

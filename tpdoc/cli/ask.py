@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,10 +36,14 @@ from tpdoc.cli.app import (
     tile_options,
 )
 from tpdoc.cli.live import LiveAnswer, output_mode
+from tpdoc.errors import UsageError
+from tpdoc.serve import SERVER_ENV
 
 if TYPE_CHECKING:
-    from tpdoc.answer import DocumentQA
+    from tpdoc.answer import DocumentQA, PageCallback
     from tpdoc.results import AnswerResult, AskOptions
+
+QUESTION_FROM_STDIN = "-"
 
 AllPagesOpt = Annotated[
     bool, typer.Option("--all-pages", help="Show every page's answer, not only the best.")
@@ -45,6 +51,14 @@ AllPagesOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Only the answer and a newline (the default when piped).")
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar=SERVER_ENV,
+        help="Ask a running `tpdoc serve` at this URL instead of loading the model here.",
+    ),
 ]
 
 
@@ -66,6 +80,7 @@ def ask(
     password: PasswordOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    server: ServerOpt = None,
 ) -> None:
     """Answer a question about a document.
 
@@ -73,27 +88,61 @@ def ask(
     log-probability of its tokens) wins. Visual tokens are cached between runs.
     """
     with handled_errors():
-        from tpdoc.answer import DocumentQA, check_document
-        from tpdoc.results import check_question
-
-        text = check_question(_read_question(question))
-        options = ask_options(
-            pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
+        fields = dict(
+            pages=pages, dpi=dpi, **tile_options(max_tiles, scale), budget=budget,
             max_new_tokens=max_new_tokens, password=password, all_pages=all_pages,
         )  # fmt: skip
-        mode = output_mode(as_json, plain)
-        check_document(file, options, model)  # bad input fails before the model loads
-        qa = DocumentQA(
-            model, device=device, dtype=dtype, cache=not no_cache, max_tiles=options.max_tiles
-        )
-        if mode == "rich":
-            _ask_rich(qa, file, text, options)
-        elif mode == "json":
-            result = qa.ask(file, text, options=options)
-            typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        text = _read_question(question)
+        if server:
+            local = {"--model": model, "--device": device != "auto", "--dtype": dtype != "auto",
+                     "--no-cache": no_cache}  # fmt: skip
+            _ask_server(server, file, text, output_mode(as_json, plain), fields, local)
         else:
-            _echo_plain(qa.ask(file, text, options=options))
-        warn_cache(qa)
+            _ask_local(file, text, fields, (as_json, plain), model=model, device=device,
+                       dtype=dtype, no_cache=no_cache)  # fmt: skip
+
+
+def _ask_local(
+    file: Path, text: str, fields: dict[str, Any], output: tuple[bool, bool], *, model: str | None,
+    device: str, dtype: str, no_cache: bool,
+) -> None:  # fmt: skip
+    """The question answered by a model loaded here."""
+    from tpdoc.answer import DocumentQA, check_document
+    from tpdoc.results import AskOptions, check_question
+
+    text = check_question(text)
+    options = AskOptions(**fields)
+    mode = output_mode(*output)
+    check_document(file, options, model)  # bad input fails before the model loads
+    qa = DocumentQA(
+        model, device=device, dtype=dtype, cache=not no_cache, max_tiles=options.max_tiles
+    )
+    if mode == "rich":
+        _ask_rich(file, text, options.all_pages, partial(qa.ask, file, text, options=options))
+    else:
+        _print_record(mode, qa.ask(file, text, options=options).to_json())
+    warn_cache(qa)
+
+
+def _ask_server(
+    url: str, file: Path, text: str, mode: str, fields: dict[str, Any], local: dict[str, Any]
+) -> None:
+    """The question asked at a running ``tpdoc serve``; printed as a local answer is."""
+    from tpdoc.serve.client import ask_server, record_of, result_of
+
+    if given := [name for name, value in local.items() if value]:
+        raise UsageError(
+            f"{', '.join(given)}: not with --server ({SERVER_ENV}), where the server's model "
+            "answers; set them on `tpdoc serve`, or ask here without --server"
+        )
+    if mode == "rich":
+
+        def answer(on_text: PageCallback | None = None) -> AnswerResult:
+            return result_of(ask_server(url, file, text, fields, result=True))
+
+        _ask_rich(file, text, fields["all_pages"], answer)
+    else:
+        _print_record(mode, record_of(ask_server(url, file, text, fields)))
 
 
 def ask_options(
@@ -106,30 +155,39 @@ def ask_options(
 
 
 def _read_question(question: str) -> str:
-    from tpdoc.batch import STDIN
-
-    return sys.stdin.read() if question == STDIN else question
-
-
-def _echo_plain(result: AnswerResult) -> None:
-    if not result.all_pages:
-        typer.echo(result.answer)
-        return
-    for page in result.pages:
-        typer.echo(f"{page.page}\t{page.answer}")
+    if question != QUESTION_FROM_STDIN:
+        return question
+    if sys.stdin.isatty():  # else a terminal just waits, with no word of what for
+        stderr_console().print("reading the question from stdin; end it with Ctrl-D")
+    return sys.stdin.read()
 
 
-def _ask_rich(qa: DocumentQA, file: Path, question: str, options: AskOptions) -> None:
-    """The answer streams into a panel; the final panel and the report follow."""
+def _print_record(mode: str, record: dict[str, Any]) -> None:
+    """The ``ask --json`` record as one JSON line, or (plain) the answer alone, or one
+    ``page<TAB>answer`` line per page with ``--all-pages``."""
+    if mode == "json":
+        typer.echo(json.dumps(record, ensure_ascii=False))
+    elif record["pages"] is None:
+        typer.echo(record["answer"])
+    else:
+        for page in record["pages"]:
+            typer.echo(f"{page['page']}\t{page['answer']}")
+
+
+def _ask_rich(
+    file: Path, question: str, all_pages: bool, answer: Callable[..., AnswerResult]
+) -> None:
+    """The answer streams into a panel (``answer(on_text=...)``); the final panel and the
+    report follow."""
     from rich.console import Console
 
     from tpdoc.report import answer_panel, answer_report, page_answers_table
 
     console = Console()
     with LiveAnswer(console, f"{file} · {question}") as live:
-        result = qa.ask(file, question, on_text=live.update, options=options)
+        result = answer(on_text=live.update)
     console.print(answer_panel(result))
-    if options.all_pages:
+    if all_pages:
         console.print(page_answers_table(result))
     stderr_console().print(answer_report(result))
 
