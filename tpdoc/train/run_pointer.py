@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 from tpdoc.config import ModelConfig
-from tpdoc.io import append_json_line, atomic_write_text
 from tpdoc.model import DocumentModel
 from tpdoc.pointer import AnswerConfig, best_span, hidden_states, pointer_inputs
 from tpdoc.readout import BLANK, NUM_CLASSES, SlotGrid
 from tpdoc.registry import load_config
 from tpdoc.results import NOT_FOUND
+from tpdoc.train import run_read
 from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
 from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, span_sample
 
@@ -259,13 +259,8 @@ def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
 
 
 def save_weights(model: DocumentModel, path: Path) -> None:
-    from safetensors.torch import save_file
-
     # Tied embeddings are one parameter: named_parameters lists the LM head's table once.
-    state = {k: v.detach().contiguous() for k, v in trained_parameters(model).items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
+    run_read.save_parameters(trained_parameters(model), path)
 
 
 def load_weights(model: DocumentModel, path: Path, strict: bool = True) -> None:
@@ -294,7 +289,6 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson)."""
     from tpdoc.checkpoint import load_tokenizer
     from tpdoc.registry import resolve_model
-    from tpdoc.train import run_read
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -353,10 +347,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                 "lr": scheduler.get_last_lr()[0],
                 **{k: round(v, 4) for k, v in evaluate(model, held_out, real).items()},
             }
-            append_json_line(out / "log.jsonl", metrics)
-            print(json.dumps(metrics), flush=True)
-            save_weights(model, out / WEIGHTS_FILE)
-            atomic_write_text(progress_file, json.dumps({"step": step}))
+            run_read.record_step(out, metrics, lambda: save_weights(model, out / WEIGHTS_FILE))
             losses, seen, started = [], 0, time.perf_counter()
         if step >= steps:
             break

@@ -76,12 +76,26 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> di
 
 
 def save_weights(model: DocumentModel, path: Path) -> None:
+    save_parameters(trained_parameters(model), path)
+
+
+def save_parameters(params: dict[str, torch.nn.Parameter], path: Path) -> None:
+    """The named tensors as one safetensors file, written atomically (stages R and P)."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().contiguous() for k, v in trained_parameters(model).items()}
+    state = {k: v.detach().contiguous() for k, v in params.items()}
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp))
     tmp.replace(path)
+
+
+def record_step(out: Path, metrics: dict[str, float], save) -> None:
+    """An evaluated step: its metrics logged (``log.jsonl`` and stdout), the weights saved
+    by ``save(path)``, and the step as the one to resume from."""
+    append_json_line(out / "log.jsonl", metrics)
+    print(json.dumps(metrics), flush=True)
+    save()
+    atomic_write_text(out / "progress.json", json.dumps({"step": metrics["step"]}))
 
 
 def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
@@ -173,10 +187,7 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
                 "tiles_per_s": round(tiles_seen / (time.perf_counter() - started), 2),
                 **{k: round(v, 4) for k, v in evaluate(model, held_out, bf16).items()},
             }
-            append_json_line(out / "log.jsonl", metrics)
-            print(json.dumps(metrics), flush=True)
-            save_weights(model, out / WEIGHTS_FILE)
-            atomic_write_text(progress_file, json.dumps({"step": step}))
+            record_step(out, metrics, lambda: save_weights(model, out / WEIGHTS_FILE))
             losses, tiles_seen, started = [], 0, time.perf_counter()
         if step >= steps:
             break
