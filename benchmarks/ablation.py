@@ -35,7 +35,7 @@ from typing import IO
 
 from benchmarks.common import ROOT, emit
 from benchmarks.prefill import measure
-from tpdoc.registry import load_config, resolve_model
+from tpdoc.weights.registry import load_config, resolve_model
 
 VARIANTS = {
     "tokenpacker-s2": ("tokenpacker", 2),

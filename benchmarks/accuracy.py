@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import SAMPLES, emit
-from tpdoc.anls import anls, cer, exact_match
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import VisualTokenCache
-from tpdoc.results import AskOptions, FailedRequest, Request
+from tpdoc.answering.anls import anls, cer, exact_match
+from tpdoc.answering.cache import VisualTokenCache
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.answering.results import AskOptions, FailedRequest, Request
 
 SEED = 0
 QUESTIONS_PER_PAGE = 4
@@ -66,7 +66,7 @@ def held_out_questions(folder: Path, docs: int, seed: int = SEED) -> list[dict]:
 
 def save_scan(page, path: Path, rng: random.Random) -> None:
     """The page rendered at ``SCAN_DPI`` and damaged like a scan, as a JPEG."""
-    from tpdoc.pages import rasterise_pdf_page
+    from tpdoc.documents.pages import rasterise_pdf_page
     from tpdoc.synth.render import degrade
 
     scale = SCAN_DPI / 72
@@ -114,7 +114,7 @@ def read_out(model, view) -> str:
     joined by spaces."""
     import torch
 
-    from tpdoc.readout import span_text
+    from tpdoc.model.readout import span_text
 
     grid = model.config.slot_grid
     with torch.no_grad():

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from tpdoc.config import ModelConfig, VisionConfig
-from tpdoc.packer import PackerConfig
-from tpdoc.tiling import CLIP_MEAN, CLIP_STD
-from tpdoc.vision import PUBLISHED_LEVELS
+from tpdoc.documents.tiling import CLIP_MEAN, CLIP_STD
+from tpdoc.model.config import ModelConfig, VisionConfig
+from tpdoc.model.packer import PackerConfig
+from tpdoc.model.vision import PUBLISHED_LEVELS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

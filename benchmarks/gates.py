@@ -24,15 +24,15 @@ SEED = 100  # held-out pages of their own, apart from the training runs' evaluat
 
 
 def load(read: Path | None, pointer: Path | None, model: Path | None):
-    from tpdoc.checkpoint import load_model, load_tokenizer
-    from tpdoc.model import DocumentModel
-    from tpdoc.registry import resolve_model
+    from tpdoc.model.document_model import DocumentModel
     from tpdoc.train import run_pointer, run_read
+    from tpdoc.weights.checkpoint import load_model, load_tokenizer
+    from tpdoc.weights.registry import resolve_model
 
     if model is not None:
         return load_model(model)
     built = DocumentModel.from_config(
-        run_pointer.pointer_config(), load_tokenizer(resolve_model(None))
+        run_read.pointer_config(), load_tokenizer(resolve_model(None))
     )
     if read is not None:
         run_read.load_weights(built, read)

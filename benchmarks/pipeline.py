@@ -46,10 +46,10 @@ from benchmarks.common import (
     peak_rss_mb,
     published_shape,
 )
-from tpdoc.anls import exact_match
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import VisualTokenCache
-from tpdoc.results import AskOptions, FailedRequest, Request
+from tpdoc.answering.anls import exact_match
+from tpdoc.answering.cache import VisualTokenCache
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.answering.results import AskOptions, FailedRequest, Request
 
 STAGES = ("render", "cache", "vision", "packer", "prefill", "decode")
 LABELS = {"render": "render + tile"}  # tpdoc times rasterising and tiling a page as one stage
@@ -94,8 +94,8 @@ def shape_model(projector: str, layers: int, device: str, dtype: str):
     import torch
     from transformers import PreTrainedTokenizerFast
 
-    from tpdoc.model import DocumentModel
-    from tpdoc.registry import resolve_model
+    from tpdoc.model.document_model import DocumentModel
+    from tpdoc.weights.registry import resolve_model
 
     kind, scale = SHAPE_PROJECTORS[projector]
     config = published_shape(layers, scale=scale)
@@ -210,8 +210,8 @@ def cold_command(model: str | None, path: Path, question: str, repeat: int) -> l
 def cache_table(model, path: Path, question: str, repeat: int) -> list[list]:
     """The same question asked ``repeat + 2`` times in one process: first with nothing
     cached; second with the page's visual tokens from the disk cache (the page is now
-    prefilled and kept in memory); then from the kept prefix (``tpdoc.prefixes``)."""
-    from tpdoc.prefixes import PrefixCache
+    prefilled and kept in memory); then from the kept prefix (``tpdoc.answering.prefixes``)."""
+    from tpdoc.answering.prefixes import PrefixCache
 
     with tempfile.TemporaryDirectory() as root:
         qa = DocumentQA(model, cache=VisualTokenCache(root))
@@ -258,7 +258,7 @@ def ocr_table(docs: list[tuple[Path, list]], tpdoc_seconds: float) -> list[list]
     import numpy as np
     from rapidocr_onnxruntime import RapidOCR
 
-    from tpdoc.pages import PLAN_DPI, open_document
+    from tpdoc.documents.pages import PLAN_DPI, open_document
 
     engine = RapidOCR()
     seconds, found = [], 0

@@ -39,11 +39,11 @@ from benchmarks.common import (
     published_shape,
     synchronize,
 )
-from tpdoc.config import ModelConfig
-from tpdoc.model import build_language_model, cache_argument, kv_bytes
-from tpdoc.pages import open_document
-from tpdoc.planning import plan_within
-from tpdoc.registry import load_config
+from tpdoc.answering.planning import plan_within
+from tpdoc.documents.pages import open_document
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.document_model import build_language_model, cache_argument, kv_bytes
+from tpdoc.weights.registry import load_config
 
 PROMPT_TOKENS = 48  # the question and template around the page
 VARIANTS = ("mlp", "s2", "s3", "s4")

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import DEBIAN_PDFS, SAMPLES, emit, published_shape
-from tpdoc.config import Geometry
+from tpdoc.answering.planning import plan_within
+from tpdoc.documents.pages import open_document
 from tpdoc.errors import TpdocError
-from tpdoc.pages import open_document
-from tpdoc.planning import plan_within
-from tpdoc.registry import load_geometry
+from tpdoc.model.config import Geometry
+from tpdoc.weights.registry import load_geometry
 
 CAPS = (9, 16, 25)
 SCALES = (2, 3, 4)

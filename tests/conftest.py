@@ -33,8 +33,9 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 def make_tokenizer(vocab_size: int = 200):
-    """A small tokenizer of the kind the project ships (``tpdoc.tokenizer``), trained offline."""
-    from tpdoc.tokenizer import train_tokenizer
+    """A small tokenizer of the kind the project ships (``tpdoc.model.tokenizer``), trained
+    offline."""
+    from tpdoc.model.tokenizer import train_tokenizer
 
     return train_tokenizer(TINY_CORPUS, vocab_size)
 
@@ -46,8 +47,8 @@ def tiny_tokenizer():
 
 def tiny_model_config(tokenizer, *, scale: int = 2, mode: str = "slice", max_tiles: int = 9):
     """A ModelConfig small enough for CPU tests: 56px tiles of 14px patches (G = 4)."""
-    from tpdoc.config import ModelConfig, VisionConfig
-    from tpdoc.packer import PackerConfig
+    from tpdoc.model.config import ModelConfig, VisionConfig
+    from tpdoc.model.packer import PackerConfig
 
     vision = VisionConfig(
         type="clip",
@@ -111,8 +112,8 @@ def tiny_model_dir(tiny_tokenizer, tmp_path_factory: pytest.TempPathFactory) -> 
     """A tiny random model saved in tpdoc's format: ``--model`` for CLI tests."""
     import torch
 
-    from tpdoc.checkpoint import save_model
-    from tpdoc.model import DocumentModel
+    from tpdoc.model.document_model import DocumentModel
+    from tpdoc.weights.checkpoint import save_model
 
     torch.manual_seed(0)
     model = DocumentModel.from_config(tiny_model_config(tiny_tokenizer), tiny_tokenizer)
@@ -214,8 +215,8 @@ def scripted_model(tiny_tokenizer):
     with a ``scripted_language_model``."""
     import torch
 
-    from tpdoc.model import DocumentModel, build_vision_tower
-    from tpdoc.packer import build_projector
+    from tpdoc.model.document_model import DocumentModel, build_vision_tower
+    from tpdoc.model.projectors import build_projector
 
     def make(script):
         torch.manual_seed(0)

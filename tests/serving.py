@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from tpdoc.answer import DocumentQA
+from tpdoc.answering.qa import DocumentQA
 from tpdoc.serve.app import TpdocServer, base_url, create_app, listen, server_config
 
 MAX_BODY = 2**20  # the test servers' --max-body

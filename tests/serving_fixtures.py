@@ -15,8 +15,8 @@ from PIL import Image
 
 from tests.conftest import make_pdf
 from tests.serving import MAX_BODY, Gate, Served, running, scripted_qa
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import VisualTokenCache
+from tpdoc.answering.cache import VisualTokenCache
+from tpdoc.answering.qa import DocumentQA
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from tests.conftest import make_pdf, tiny_model_config
-from tpdoc.answer import DocumentQA, ask, check_document
-from tpdoc.budget import inspect_document
+from tpdoc.answering.budget import inspect_document
+from tpdoc.answering.qa import DocumentQA, ask, check_document
+from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
+from tpdoc.answering.streaming import STAGES
 from tpdoc.errors import EncryptedDocumentError, PageSpecError, UsageError
-from tpdoc.model import DocumentModel
-from tpdoc.results import AnswerResult, AskOptions, FailedRequest, Request
-from tpdoc.streaming import STAGES
+from tpdoc.model.document_model import DocumentModel
 
 QUESTION = "What is the total?"
 A4, SQUARE, LANDSCAPE = (595.0, 842.0), (300.0, 300.0), (842.0, 595.0)
@@ -180,7 +180,7 @@ def test_check_document_fails_fast_without_a_model(tmp_path):
 
 
 def test_check_document_checks_scale_and_budget_against_the_model(model, docs, tiny_model_dir):
-    from tpdoc.planning import BudgetError
+    from tpdoc.answering.planning import BudgetError
 
     one = docs / "one.pdf"
     assert check_document(one, AskOptions(scale=2, budget=50), tiny_model_dir) == 1
@@ -203,8 +203,9 @@ def test_a_question_holding_the_image_placeholder_is_a_usage_error(model, docs):
 
 
 def test_pages_are_read_as_the_pipeline_prepares_them(model, docs):
-    """``ask`` and ``tpdoc.pipeline.prepare_pages`` give the vision tower the same views."""
-    from tpdoc.pipeline import prepare_pages
+    """``ask`` and ``tpdoc.documents.prepare.prepare_pages`` give the vision tower the same
+    views."""
+    from tpdoc.documents.prepare import prepare_pages
 
     seen: list[torch.Tensor] = []
     model.vision.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))

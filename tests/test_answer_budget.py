@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from tests.conftest import make_pdf, tiny_model_config
-from tpdoc.answer import DocumentQA
-from tpdoc.config import Geometry
+from tpdoc.answering.planning import SINGLE_TILE, BudgetError, ladder, plan_within
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.documents.tiling import TilingConfig, plan_page
 from tpdoc.errors import UsageError
-from tpdoc.model import DocumentModel
-from tpdoc.planning import SINGLE_TILE, BudgetError, ladder, plan_within
-from tpdoc.sequence import count_page_positions
-from tpdoc.tiling import TilingConfig, plan_page
+from tpdoc.model.config import Geometry
+from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.sequence import count_page_positions
 
 QUESTION = "What is the total?"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tpdoc.config import ModelConfig
-from tpdoc.packer import PackerConfig, build_projector
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.packer import PackerConfig
+from tpdoc.model.projectors import build_projector
 
 
 def config(kind: str, scale: int = 2) -> PackerConfig:

@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_pdf
-from tpdoc.batch import expand_paths, read_questions, requests_for
+from tpdoc.answering.batch import expand_paths, read_questions, requests_for
+from tpdoc.answering.records import RecordWriter, read_records
+from tpdoc.answering.results import AskOptions
 from tpdoc.cli import app
 from tpdoc.errors import UsageError
-from tpdoc.records import RecordWriter, read_records
-from tpdoc.results import AskOptions
 
 QUESTION = "What is the total?"
 ASK_FIELDS = {"file", "question", "answer", "page", "confidence", "pages", "tokens", "timings"}
@@ -219,8 +219,8 @@ def test_usage_error_output_is_one_line_on_stderr(capsys, tmp_path):
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
 def test_a_record_that_cannot_be_written_is_one_error_line(runner, tiny_model_dir, folder):
+    from tpdoc.answering.records import RecordWriteError
     from tpdoc.errors import TpdocError
-    from tpdoc.records import RecordWriteError
 
     with RecordWriter("/dev/full") as writer, pytest.raises(RecordWriteError) as exc:
         writer.write({"file": "a", "question": "q"})
@@ -274,7 +274,7 @@ def test_a_question_holding_the_image_placeholder_is_refused(
 
 
 def test_batch_size_default_in_help_is_the_library_default(runner):
-    from tpdoc.answer import PAGES_PER_STEP
+    from tpdoc.answering.qa import PAGES_PER_STEP
 
     assert f"(default {PAGES_PER_STEP})" in runner.invoke(app, ["batch", "--help"]).stdout
 
@@ -286,7 +286,7 @@ def test_batch_size_default_in_help_is_the_library_default(runner):
 # signal always arrives mid-run however fast or loaded the machine is.
 PAUSING_BATCH = """
 import sys, time
-from tpdoc.records import RecordWriter
+from tpdoc.answering.records import RecordWriter
 write = RecordWriter.write
 
 def write_then_wait(self, record):

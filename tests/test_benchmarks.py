@@ -71,8 +71,8 @@ def test_generated_documents_print_their_answers(tmp_path):
 
 def test_the_nine_tile_page_splits_three_by_three(tmp_path):
     from benchmarks.common import nine_tile_page
-    from tpdoc.pages import open_document
-    from tpdoc.planning import plan_within
+    from tpdoc.answering.planning import plan_within
+    from tpdoc.documents.pages import open_document
 
     with open_document(nine_tile_page(tmp_path)) as doc:
         info = doc.info(1)

@@ -13,17 +13,17 @@ import torch
 from typer.testing import CliRunner
 
 from tests.conftest import make_pdf, tiny_model_config
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import (
+from tpdoc.answering.cache import (
     CacheKey,
     VisualTokenCache,
     default_cache_root,
     default_max_bytes,
     parse_size,
 )
+from tpdoc.answering.qa import DocumentQA
 from tpdoc.cli import app
 from tpdoc.errors import UsageError
-from tpdoc.model import DocumentModel
+from tpdoc.model.document_model import DocumentModel
 
 QUESTION = "What is the total?"
 
@@ -65,7 +65,7 @@ def test_second_question_skips_rendering_and_the_vision_tower(model, pdf, cache,
     assert [p.cached for p in first.pages] == [False, False] and cache.info().entries == 2
     calls = spy(model.vision)
     renders: list[int] = []
-    from tpdoc.pages import Document
+    from tpdoc.documents.pages import Document
 
     original = Document.render
     monkeypatch.setattr(
@@ -134,7 +134,7 @@ def test_corrupt_entry_is_rebuilt_during_a_run(model, pdf, cache):
 def cache_key_of(cache: VisualTokenCache) -> CacheKey:
     import json
 
-    from tpdoc.cache import _metadata
+    from tpdoc.answering.cache import _metadata
 
     (entry,) = cache.entries()
     data = json.loads(_metadata(entry[0].read_bytes())["key"])
@@ -169,7 +169,7 @@ def test_keys_follow_content_settings_and_model(model, pdf, cache, tiny_tokenize
 
 
 def test_model_identity_of_a_folder_follows_its_weights(tiny_model_dir, tmp_path):
-    from tpdoc.identity import model_identity
+    from tpdoc.weights.identity import model_identity
 
     copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
     model = DocumentQA(copy, cache=False).model
@@ -229,7 +229,7 @@ def test_an_entry_another_process_used_is_not_evicted(tmp_path):
 
 
 def test_the_folder_is_measured_again_after_many_writes(tmp_path, monkeypatch):
-    from tpdoc.cache import RESCAN_PUTS
+    from tpdoc.answering.cache import RESCAN_PUTS
 
     cache = VisualTokenCache(tmp_path / "rescan", max_bytes=10**9)
     walks: list[int] = []

@@ -10,12 +10,12 @@ import torch
 from typer.testing import CliRunner
 
 from tests.conftest import forward_lengths, make_pdf, tiny_model_config
-from tpdoc.answer import DocumentQA
-from tpdoc.chat import ChatSession
+from tpdoc.answering.chat import ChatSession
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.answering.results import AskOptions
 from tpdoc.cli import app
 from tpdoc.errors import UsageError
-from tpdoc.model import DocumentModel
-from tpdoc.results import AskOptions
+from tpdoc.model.document_model import DocumentModel
 
 FIRST, FOLLOW_UP = "What is the total?", "Who issued the invoice number?"
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import make_pdf
 from tests.test_pages import png_header_only
-from tpdoc.checkpoint import WEIGHTS_FILE
 from tpdoc.cli import app, main
-from tpdoc.registry import DEFAULT_MODEL, EMBEDDED_DIR
+from tpdoc.weights.checkpoint import WEIGHTS_FILE
+from tpdoc.weights.registry import DEFAULT_MODEL, EMBEDDED_DIR
 
 QUESTION = "What is the total?"
 
@@ -44,19 +44,19 @@ def scripted_cli(scripted_model, monkeypatch):
         return ("12.00", -1.5) if visual > 30 else ("small", -3.0)
 
     model = scripted_model(script)
-    import tpdoc.loading
-    import tpdoc.registry
+    import tpdoc.weights.loading
+    import tpdoc.weights.registry
 
-    real = tpdoc.loading.load_document_model
+    real = tpdoc.weights.loading.load_document_model
     monkeypatch.setattr(
-        tpdoc.loading,
+        tpdoc.weights.loading,
         "load_document_model",
         lambda spec, **kw: model if spec == "scripted" else real(spec, **kw),
     )
     # Its config.json, as the checks made before loading read it.
-    real_config = tpdoc.registry.load_config
+    real_config = tpdoc.weights.registry.load_config
     monkeypatch.setattr(
-        tpdoc.registry,
+        tpdoc.weights.registry,
         "load_config",
         lambda spec=None, **kw: model.config if spec == "scripted" else real_config(spec, **kw),
     )
@@ -115,12 +115,12 @@ def test_question_from_a_terminal_says_it_reads_stdin(pdf):
 def test_more_tiles_than_the_model_takes_is_refused(runner, pdf, monkeypatch, command):
     """The embedded model is made for at most 16 tiles: 25 is refused from its config.json,
     before the weights are read (asking went on past the cap, silently, for 44 s)."""
-    import tpdoc.checkpoint
+    import tpdoc.weights.checkpoint
 
     def no_weights(*args, **kwargs):
         raise AssertionError("the weights were read")
 
-    monkeypatch.setattr(tpdoc.checkpoint, "read_safetensors", no_weights)
+    monkeypatch.setattr(tpdoc.weights.checkpoint, "read_safetensors", no_weights)
     question = [QUESTION] if command == "ask" else ["-q", QUESTION]
     result = runner.invoke(app, [command, str(pdf), *question, "--max-tiles", "25"])
     assert result.exit_code == 2 and result.stdout == ""
@@ -179,7 +179,7 @@ def test_default_model_without_weights_fails_clearly(runner, pdf, tmp_path, monk
     bare = tmp_path / "embedded" / DEFAULT_MODEL
     bare.mkdir(parents=True)
     shutil.copy(EMBEDDED_DIR / DEFAULT_MODEL / "config.json", bare)
-    monkeypatch.setattr("tpdoc.registry.EMBEDDED_DIR", tmp_path / "embedded")
+    monkeypatch.setattr("tpdoc.weights.registry.EMBEDDED_DIR", tmp_path / "embedded")
     result = ask(runner, str(pdf), QUESTION)
     assert result.exit_code == 1 and result.stdout == ""
     assert "tpdoc-tiny" in result.stderr and "model.safetensors" in result.stderr
@@ -298,10 +298,12 @@ def test_budget_below_one_tile(runner, pdf, scripted_cli):
 def test_scale_and_budget_fail_before_the_weights_load(
     runner, pdf, tiny_model_dir, monkeypatch, command, args, message
 ):
-    import tpdoc.loading
+    import tpdoc.weights.loading
 
     loaded: list[str] = []
-    monkeypatch.setattr(tpdoc.loading, "load_document_model", lambda spec, **_: loaded.append(spec))
+    monkeypatch.setattr(
+        tpdoc.weights.loading, "load_document_model", lambda spec, **_: loaded.append(spec)
+    )
     question = [QUESTION] if command == "ask" else []
     result = runner.invoke(app, [command, str(pdf), *question, "-m", str(tiny_model_dir), *args])
     assert result.exit_code == 2 and result.stdout == ""
@@ -380,7 +382,7 @@ def _wall_seconds(command: list[str]) -> float:
 )
 def test_embedded_model_answers_the_sample_questions(runner):
     """End to end with the real embedded model on samples/: every question answered."""
-    from tpdoc.anls import anls
+    from tpdoc.answering.anls import anls
 
     samples = Path(__file__).parent.parent / "samples"
     result = runner.invoke(
@@ -400,7 +402,7 @@ def test_embedded_model_answers_the_sample_questions(runner):
 
 def test_answers_are_shown_literally_not_as_markup(runner, pdf, scripted_model, monkeypatch):
     model = scripted_model(lambda _text, _visual: ("[red]42[/red]", -0.1))
-    monkeypatch.setattr("tpdoc.loading.load_document_model", lambda spec, **kw: model)
+    monkeypatch.setattr("tpdoc.weights.loading.load_document_model", lambda spec, **kw: model)
     monkeypatch.setattr("tpdoc.cli.live.stdout_is_terminal", lambda: True)
     result = ask(runner, str(pdf), QUESTION, "--all-pages")
     assert result.exit_code == 0, result.stderr

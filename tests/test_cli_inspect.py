@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import make_pdf
 from tpdoc.cli import app, main
-from tpdoc.sequence import count_page_positions
-from tpdoc.tiling import TilingConfig, plan_page
+from tpdoc.documents.tiling import TilingConfig, plan_page
+from tpdoc.model.sequence import count_page_positions
 
 A4 = (595.0, 842.0)
 LANDSCAPE = (842.0, 595.0)
@@ -31,8 +31,8 @@ def report_pdf(tmp_path: Path) -> Path:
 
 def _clip_geometry_folder(folder: Path, max_tiles: int) -> str:
     """A model folder (config only) with CLIP ViT-L/336 geometry: 336px tiles, G = 24."""
-    from tpdoc.config import ModelConfig, VisionConfig
-    from tpdoc.packer import PackerConfig
+    from tpdoc.model.config import ModelConfig, VisionConfig
+    from tpdoc.model.packer import PackerConfig
 
     ModelConfig(
         name="clip-geometry",
@@ -57,7 +57,7 @@ def clip_geometry_model_25(tmp_path_factory) -> str:
 
 
 def test_default_model_geometry(runner, report_pdf):
-    from tpdoc.registry import load_geometry
+    from tpdoc.weights.registry import load_geometry
 
     data = json.loads(runner.invoke(app, ["inspect", str(report_pdf), "--json"]).stdout)
     g = load_geometry()
@@ -72,7 +72,7 @@ def test_default_model_geometry(runner, report_pdf):
 def test_load_geometry_takes_a_tile_cap(clip_geometry_model_25):
     """The library's ``max_tiles`` override, which ``inspect --max-tiles`` passes on."""
     from tpdoc.errors import ConfigError
-    from tpdoc.registry import load_config, load_geometry
+    from tpdoc.weights.registry import load_config, load_geometry
 
     assert load_geometry(clip_geometry_model_25).max_tiles == 25
     assert load_geometry(clip_geometry_model_25, max_tiles=9).max_tiles == 9
@@ -85,7 +85,7 @@ def test_a_tile_cap_above_the_models_own_is_refused(runner, report_pdf, clip_geo
     """A tpdoc model takes no more tiles than its config.json says (it would go past what
     it was made for, slowly and silently)."""
     from tpdoc.errors import UsageError
-    from tpdoc.registry import load_config, load_geometry
+    from tpdoc.weights.registry import load_config, load_geometry
 
     assert load_geometry(clip_geometry_model, max_tiles=9).max_tiles == 9
     expected = "--max-tiles 16: model clip-geometry takes at most 9 tiles"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tpdoc.checkpoint import WEIGHTS_FILE
-from tpdoc.registry import DEFAULT_MODEL, EMBEDDED_DIR
+from tpdoc.weights.checkpoint import WEIGHTS_FILE
+from tpdoc.weights.registry import DEFAULT_MODEL, EMBEDDED_DIR
 
 SAMPLES = Path(__file__).parent.parent / "samples"
 SHIPPED = (EMBEDDED_DIR / DEFAULT_MODEL / WEIGHTS_FILE).is_file()
@@ -27,10 +27,10 @@ def sample_lines(model, pdf: Path, number: int, count: int, return_views: bool =
     visual tokens ``[Q, D]``, with the printed text (from the PDF, for checking only)."""
     import pymupdf
 
-    from tpdoc.pages import PDF_POINTS_PER_INCH, PLAN_DPI
-    from tpdoc.pages import rasterise_pdf_page as rasterise
+    from tpdoc.documents.pages import PDF_POINTS_PER_INCH, PLAN_DPI
+    from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+    from tpdoc.documents.tiling import plan_page, tile_pixels
     from tpdoc.synth.render import glyphs
-    from tpdoc.tiling import plan_page, tile_pixels
     from tpdoc.train.lines import keep_box, white_value
     from tpdoc.train.qa import tile_lines
     from tpdoc.train.run_qa import single_tile_plan
@@ -68,7 +68,7 @@ def test_the_shipped_model_reads_the_pixels_of_the_sample_lines():
     """A generating model: each sample line's own visual tokens make its text far likelier
     than another line's (its words come from the page, not from its prior). A pointer
     model: its read-out of each line, shown alone, is close to the printed text."""
-    from tpdoc.checkpoint import load_model
+    from tpdoc.weights.checkpoint import load_model
 
     model = load_model(EMBEDDED_DIR / DEFAULT_MODEL)
     if model.pointer is None:
@@ -78,7 +78,7 @@ def test_the_shipped_model_reads_the_pixels_of_the_sample_lines():
         assert looking_gain(model, lines) > 0.5  # nats per character
         return
     from benchmarks.accuracy import read_out
-    from tpdoc.anls import cer
+    from tpdoc.answering.anls import cer
 
     views, texts = sample_views(model, SAMPLES / "report.pdf", 1, 12)
     errors = [cer(read_out(model, view[None]), " ".join(text.split())) for view, text in

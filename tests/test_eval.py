@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_pdf
-from tpdoc.anls import anls, exact_match, levenshtein, normalize, similarity
+from tpdoc.answering.anls import anls, exact_match, levenshtein, normalize, similarity
+from tpdoc.answering.evaluate import load_dataset
 from tpdoc.cli import app
 from tpdoc.errors import UsageError
-from tpdoc.evaluate import load_dataset
 
 
 @pytest.mark.parametrize(
@@ -74,14 +74,14 @@ _SCRIPTED: list = []
 
 @pytest.fixture(autouse=True)
 def _scripted_loader(monkeypatch):
-    import tpdoc.loading
+    import tpdoc.weights.loading
 
-    real = tpdoc.loading.load_document_model
+    real = tpdoc.weights.loading.load_document_model
 
     def load(spec, **kwargs):
         return _SCRIPTED[-1] if spec == "scripted" else real(spec, **kwargs)
 
-    monkeypatch.setattr(tpdoc.loading, "load_document_model", load)
+    monkeypatch.setattr(tpdoc.weights.loading, "load_document_model", load)
     yield
     _SCRIPTED.clear()
 
@@ -158,7 +158,7 @@ def test_an_existing_out_is_kept_until_the_model_has_loaded(runner, tmp_path):
 
 
 def test_a_score_without_confidence_is_valid_json():
-    from tpdoc.evaluate import EvalItem, QuestionScore
+    from tpdoc.answering.evaluate import EvalItem, QuestionScore
 
     item = EvalItem(question_id=1, question="Q?", file="a.png", answers=("x",))
     for confidence in (float("-inf"), float("nan"), None):

@@ -12,18 +12,19 @@ from tests.conftest import make_pdf
 from tests.test_published_fixtures import put_in_hub_cache, write_published, write_tower
 from tpdoc.cli import app
 from tpdoc.errors import ModelNotFoundError, UsageError
-from tpdoc.hub import (
+from tpdoc.weights.catalogue import KNOWN_CHECKPOINTS
+from tpdoc.weights.hub import (
     cache_status,
     download_patterns,
     hub_cache_dir,
     hub_model_folder,
     looks_like_hub_id,
-    pull,
     repo_id_from_cache_path,
 )
-from tpdoc.loading import load_document_model
-from tpdoc.published import CLIP_L_336, KNOWN_CHECKPOINTS
-from tpdoc.registry import load_config, load_geometry
+from tpdoc.weights.loading import load_document_model
+from tpdoc.weights.published.tower import CLIP_L_336
+from tpdoc.weights.pull import pull
+from tpdoc.weights.registry import load_config, load_geometry
 
 HD_ID = "sunshine-lwt/TokenPacker-HD-13b-16patch-64token"
 
@@ -73,8 +74,8 @@ def test_load_by_hub_id_offline_from_the_cache(cached, capsys):
 def test_cache_identity_names_the_cached_tower(cached, capsys):
     """A hub checkpoint's identity for the visual-token cache includes the tower snapshot
     its weights were loaded from, found again without a second note on stderr."""
-    from tpdoc.hub import cached_snapshot
-    from tpdoc.identity import model_identity
+    from tpdoc.weights.hub import cached_snapshot
+    from tpdoc.weights.identity import model_identity
 
     model = load_document_model(HD_ID, device="cpu")
     capsys.readouterr()
@@ -152,7 +153,7 @@ def test_pull_online_downloads_the_model_and_its_tower(source, monkeypatch):
         return [p.name for p in folder.iterdir()] + ["tf_model.h5"]
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr("tpdoc.hub.unreachable", lambda url, timeout=None: None)
+    monkeypatch.setattr("tpdoc.weights.hub.unreachable", lambda url, timeout=None: None)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", fake_list_repo_files)
     notes: list[str] = []
@@ -218,7 +219,9 @@ def test_unreachable_hub_and_unknown_repo_are_one_line_errors(monkeypatch):
         raise errors.RepositoryNotFoundError("404 Client Error", response=response)
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr("tpdoc.hub.unreachable", lambda url, timeout=None: None)  # it answers
+    monkeypatch.setattr(
+        "tpdoc.weights.hub.unreachable", lambda url, timeout=None: None
+    )  # it answers
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", unreachable)
     with pytest.raises(ModelNotFoundError) as info:
         hub_model_folder("org/name", weights=True)
@@ -295,7 +298,7 @@ def test_a_hub_that_does_not_answer_is_given_up_after_the_probe_timeout(
         raise OSError("released")
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr("tpdoc.hub.PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("tpdoc.weights.hub.PROBE_TIMEOUT_S", 0.2)
     monkeypatch.setattr(socket, "create_connection", hangs)
     _no_hub_calls(monkeypatch)
     start = time.monotonic()
@@ -311,7 +314,7 @@ def test_the_probe_goes_where_huggingface_hub_would_connect(monkeypatch, no_prox
     """To the endpoint's host, or to the proxy the environment names (unless NO_PROXY)."""
     import socket
 
-    from tpdoc.hub import unreachable
+    from tpdoc.weights.hub import unreachable
 
     tried = []
 

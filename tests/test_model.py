@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.conftest import make_pdf, tiny_model_config
-from tpdoc.budget import inspect_document
+from tpdoc.answering.budget import inspect_document
+from tpdoc.documents.prepare import prepare_pages
 from tpdoc.errors import ConfigError
-from tpdoc.model import DocumentModel
-from tpdoc.pipeline import prepare_pages
-from tpdoc.vision import ClipVisionTower, FeatureSelection
+from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.vision import ClipVisionTower, FeatureSelection
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,8 @@ def test_inconsistent_model_config_is_rejected(tiny_tokenizer):
 
 
 def test_config_round_trips_through_json(tiny_tokenizer, tmp_path):
-    from tpdoc.config import ModelConfig
-    from tpdoc.registry import load_config
+    from tpdoc.model.config import ModelConfig
+    from tpdoc.weights.registry import load_config
 
     config = tiny_model_config(tiny_tokenizer, scale=4, max_tiles=16)
     config.save(tmp_path)

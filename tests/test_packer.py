@@ -14,13 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from tpdoc.errors import ConfigError, WeightsError
-from tpdoc.packer import (
-    MlpProjector,
-    PackerConfig,
-    TokenPacker,
-    build_projector,
-    load_projector_state,
-)
+from tpdoc.model.packer import MlpProjector, PackerConfig, TokenPacker
+from tpdoc.model.projectors import build_projector, load_projector_state
 
 PREFIX = "model.mm_projector."
 

@@ -1,4 +1,4 @@
-"""tpdoc.pages: opening documents, nominal sizes, exact renders, page specs, typed errors.
+"""tpdoc.documents.pages: opening documents, nominal sizes, exact renders, page specs, typed errors.
 
 Every document is made here, in ``tmp_path``, with pymupdf or Pillow.
 """
@@ -18,6 +18,16 @@ import pymupdf
 import pytest
 from PIL import Image, ImageFile
 
+from tpdoc.documents.pages import (
+    MAX_IMAGE_PIXELS,
+    PLAN_DPI,
+    Document,
+    Page,
+    PageInfo,
+    iter_pages,
+    open_document,
+    parse_page_spec,
+)
 from tpdoc.errors import (
     CorruptDocumentError,
     DocumentError,
@@ -29,16 +39,6 @@ from tpdoc.errors import (
     PageSpecError,
     UnsupportedFormatError,
     UsageError,
-)
-from tpdoc.pages import (
-    MAX_IMAGE_PIXELS,
-    PLAN_DPI,
-    Document,
-    Page,
-    PageInfo,
-    iter_pages,
-    open_document,
-    parse_page_spec,
 )
 
 MM = 72 / 25.4

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from tests.conftest import tiny_model_config
-from tpdoc.pointer import (
+from tpdoc.model.pointer import (
     AnswerConfig,
     best_span,
     pointer_inputs,
     slot_index,
     slot_position,
 )
-from tpdoc.readout import (
+from tpdoc.model.readout import (
     BLANK,
     SPACE,
     SlotGrid,
@@ -99,7 +99,7 @@ def test_best_span_prefers_the_peaked_span_and_otherwise_not_here():
 
 
 def test_only_tokens_with_print_enter_the_sequence_at_their_own_positions(tiny_tokenizer):
-    from tpdoc.model import DocumentModel
+    from tpdoc.model.document_model import DocumentModel
 
     config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
     model = DocumentModel.from_config(config, tiny_tokenizer)
@@ -120,8 +120,8 @@ def test_only_tokens_with_print_enter_the_sequence_at_their_own_positions(tiny_t
 
 
 def test_pointer_config_round_trips_and_generating_configs_do_not_change(tiny_tokenizer):
-    from tpdoc.config import ModelConfig
     from tpdoc.errors import ConfigError
+    from tpdoc.model.config import ModelConfig
 
     plain = tiny_model_config(tiny_tokenizer)
     assert "answer" not in plain.to_dict()
@@ -134,10 +134,10 @@ def test_pointer_config_round_trips_and_generating_configs_do_not_change(tiny_to
 
 
 def test_span_samples_target_the_answer_and_say_not_here_elsewhere():
-    from tpdoc.registry import load_config
-    from tpdoc.results import NOT_FOUND
+    from tpdoc.answering.results import NOT_FOUND
     from tpdoc.train.run_pointer import row_grid, row_labels
     from tpdoc.train.spans import NOT_HERE, span_sample
+    from tpdoc.weights.registry import load_config
 
     config = load_config(None)
     rng = random.Random(3)
@@ -167,7 +167,7 @@ def test_span_samples_target_the_answer_and_say_not_here_elsewhere():
 
 
 def test_a_pointer_learns_to_point_at_a_true_read_out(tiny_tokenizer):
-    from tpdoc.model import DocumentModel
+    from tpdoc.model.document_model import DocumentModel
     from tpdoc.train.run_pointer import (
         pointer_logits,
         printed,
@@ -207,11 +207,11 @@ def test_a_pointer_learns_to_point_at_a_true_read_out(tiny_tokenizer):
 
 def test_a_pointer_model_saves_loads_and_answers_through_document_qa(tiny_tokenizer, tmp_path):
     from tests.conftest import make_pdf
-    from tpdoc.answer import DocumentQA
-    from tpdoc.checkpoint import load_model, save_model
-    from tpdoc.model import DocumentModel
-    from tpdoc.readout import CHARSET
-    from tpdoc.results import NOT_FOUND
+    from tpdoc.answering.qa import DocumentQA
+    from tpdoc.answering.results import NOT_FOUND
+    from tpdoc.model.document_model import DocumentModel
+    from tpdoc.model.readout import CHARSET
+    from tpdoc.weights.checkpoint import load_model, save_model
 
     torch.manual_seed(0)
     config = replace(tiny_model_config(tiny_tokenizer), answer=AnswerConfig(kind="pointer"))
@@ -239,7 +239,7 @@ def test_a_pointer_model_saves_loads_and_answers_through_document_qa(tiny_tokeni
 
 
 def test_a_page_that_found_an_answer_beats_pages_that_did_not():
-    from tpdoc.results import NOT_FOUND, PageAnswer, best_page
+    from tpdoc.answering.results import NOT_FOUND, PageAnswer, best_page
 
     pages = (
         PageAnswer(1, NOT_FOUND, -0.01, None, False),
@@ -251,9 +251,9 @@ def test_a_page_that_found_an_answer_beats_pages_that_did_not():
 
 
 def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeypatch):
-    from tpdoc.checkpoint import load_model
     from tpdoc.train import run_pointer, run_read
     from tpdoc.train.compose import compose_model
+    from tpdoc.weights.checkpoint import load_model
 
     torch.set_num_threads(1)
     # Two steps of each on the embedded config, a held-out page each: they run and save.

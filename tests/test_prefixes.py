@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from tests.conftest import forward_lengths, make_pdf, tiny_model_config
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import VisualTokenCache
-from tpdoc.model import DocumentModel
-from tpdoc.prefixes import PrefixCache
+from tpdoc.answering.cache import VisualTokenCache
+from tpdoc.answering.prefixes import PrefixCache
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.model.document_model import DocumentModel
 
 
 @dataclass

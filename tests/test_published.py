@@ -28,19 +28,17 @@ from tests.test_published_fixtures import (
     write_published,
     write_tower,
 )
-from tpdoc.budget import inspect_document
+from tpdoc.answering.budget import inspect_document
 from tpdoc.cli import app
+from tpdoc.documents.prepare import prepare_pages
 from tpdoc.errors import ModelFormatError, ModelNotFoundError, UsageError, WeightsError
-from tpdoc.loading import load_document_model
-from tpdoc.pipeline import prepare_pages
-from tpdoc.published import (
-    CLIP_L_336,
-    find_weight_files,
-    load_published_model,
-    plan_placement,
-    read_published_config,
-)
-from tpdoc.registry import load_config, load_geometry
+from tpdoc.weights.files import find_weight_files
+from tpdoc.weights.loading import load_document_model
+from tpdoc.weights.published.config import read_published_config
+from tpdoc.weights.published.loader import load_published_model
+from tpdoc.weights.published.placement import plan_placement
+from tpdoc.weights.published.tower import CLIP_L_336
+from tpdoc.weights.registry import load_config, load_geometry
 
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. The assistant "
@@ -347,7 +345,7 @@ def test_placement_spreads_layers_over_gpu_and_cpu_and_refuses_disk(checkpoints)
     from accelerate import init_empty_weights
 
     from tpdoc.errors import ModelError
-    from tpdoc.model import build_language_model
+    from tpdoc.model.document_model import build_language_model
 
     config = load_config(checkpoints["pad-safetensors"][0])
     with init_empty_weights():
@@ -611,8 +609,8 @@ def test_tower_folder_is_loaded_strictly_under_either_naming(tmp_path, tower):
 def test_tpdoc_format_reads_safetensors_shards_and_never_bin(tiny_model_dir, tmp_path):
     """tpdoc's own folders find their weights as published ones do (``find_weight_files``):
     ``model.safetensors`` or indexed safetensors shards, never ``.bin``."""
-    from tpdoc.checkpoint import WEIGHTS_FILE, load_model
-    from tpdoc.weights import read_safetensors
+    from tpdoc.weights.checkpoint import WEIGHTS_FILE, load_model
+    from tpdoc.weights.tensors import read_safetensors
 
     folder = tmp_path / "sharded"
     shutil.copytree(tiny_model_dir, folder)
@@ -641,7 +639,7 @@ def test_tpdoc_format_reads_safetensors_shards_and_never_bin(tiny_model_dir, tmp
 def test_cache_identity_includes_a_separately_loaded_tower(tmp_path):
     """The visual-token cache's model identity changes with the tower folder's weights when
     the checkpoint reads its tower from there, and ignores that folder when it carries one."""
-    from tpdoc.identity import model_identity
+    from tpdoc.weights.identity import model_identity
 
     tower = tmp_path / "tower"
     write_tower(tower, seed=1)

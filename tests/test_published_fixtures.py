@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tests.test_packer import random_state
-from tpdoc.packer import PackerConfig
+from tpdoc.model.packer import PackerConfig
 
 PROJECTOR = "model.mm_projector."
 TOWER_IN_CHECKPOINT = "model.vision_tower.vision_tower."
@@ -269,7 +269,7 @@ def save_weights(folder: Path, state: dict[str, torch.Tensor], layout: str) -> N
 def put_in_hub_cache(repo_id: str, source: Path, only: list[str] | None = None) -> Path:
     """Copy ``source`` into the Hugging Face cache layout (``models--org--name/snapshots/
     <rev>/`` plus ``refs/main``) under the cache the environment names now."""
-    from tpdoc.hub import hub_cache_dir
+    from tpdoc.weights.hub import hub_cache_dir
 
     root = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
     snapshot = root / "snapshots" / REVISION

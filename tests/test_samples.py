@@ -1,4 +1,4 @@
-"""tpdoc.synthetic: deterministic samples whose answers are really printed, written only
+"""tpdoc.synth.samples: deterministic samples whose answers are really printed, written only
 where asked; and the committed ``samples/`` folder is what the generator makes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pymupdf
 import pytest
 from PIL import Image
 
+from tpdoc.documents.pages import open_document
 from tpdoc.errors import UsageError
-from tpdoc.pages import open_document
-from tpdoc.synthetic import (
+from tpdoc.synth.samples import (
     QA,
     QUESTIONS_FILE,
     README_FILE,
@@ -80,7 +80,7 @@ def test_other_seed_other_documents(samples: Path, tmp_path: Path):
 def test_committed_samples_are_what_the_generator_makes(samples: Path):
     """Same text, questions and pixels (within a grey level: other pymupdf, Pillow or zlib
     versions may encode or anti-alias differently, so bytes are compared above only)."""
-    hint = "regenerate with: python -m tpdoc.synthetic samples --seed 0"
+    hint = "regenerate with: python -m tpdoc.synth.samples samples --seed 0"
     assert set(tree(REPO_SAMPLES)) == SAMPLE_FILES, hint
     for name in (QUESTIONS_FILE, README_FILE):
         assert (REPO_SAMPLES / name).read_bytes() == (samples / name).read_bytes(), hint
@@ -254,7 +254,7 @@ def test_questions_match_the_documents(samples: Path):
 
 
 def test_readme_gives_the_command(samples: Path):
-    assert "python -m tpdoc.synthetic samples --seed 0" in (samples / README_FILE).read_text()
+    assert "python -m tpdoc.synth.samples samples --seed 0" in (samples / README_FILE).read_text()
 
 
 # ----------------------------------------------------------------------- the CLI

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tpdoc.documents.tiling import TilePlan
 from tpdoc.errors import ConfigError
-from tpdoc.prompts import PromptIds, PromptTemplate, tokenize_prompt
-from tpdoc.sequence import (
+from tpdoc.model.prompts import PromptIds, PromptTemplate, tokenize_prompt
+from tpdoc.model.sequence import (
     IGNORE_INDEX,
     ROW_SEP,
     TILE_SEP,
@@ -17,7 +18,6 @@ from tpdoc.sequence import (
     page_embeddings,
     page_layout,
 )
-from tpdoc.tiling import TilePlan
 
 
 def plan(rows: int, cols: int, mode: str = "slice") -> TilePlan:

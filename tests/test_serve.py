@@ -48,12 +48,12 @@ from tests.serving import (
     wait_for,
 )
 from tests.test_cli_ask import DOCUMENT_ERRORS, QUESTION, _encrypted
-from tpdoc.answer import DocumentQA
-from tpdoc.cache import VisualTokenCache
+from tpdoc.answering.cache import VisualTokenCache
+from tpdoc.answering.qa import DocumentQA
+from tpdoc.answering.results import AnswerResult, Request
 from tpdoc.cli import app as cli_app
 from tpdoc.cli import main
 from tpdoc.errors import DocumentError, UsageError
-from tpdoc.results import AnswerResult, Request
 from tpdoc.serve.app import is_loopback, listen
 from tpdoc.serve.batching import Batcher, default_max_batch
 from tpdoc.serve.wire import result_from_wire, result_to_wire
@@ -554,7 +554,7 @@ def test_batch_and_queue_limits():
 def test_a_server_remembers_the_hashes_of_a_bounded_number_of_files(
     scripted_model, docs, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("tpdoc.answer.FILE_HASHES_KEPT", 2)
+    monkeypatch.setattr("tpdoc.answering.qa.FILE_HASHES_KEPT", 2)
     cache = VisualTokenCache(tmp_path / "cache", max_bytes=10**8)
     qa = DocumentQA(scripted_model(lambda text, visual: ("x", -1.0)), cache=cache)
     for path in docs[:3]:  # a server sees every upload as a new file

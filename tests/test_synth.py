@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from tpdoc.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pages import rasterise_pdf_page as rasterise
 from tpdoc.synth import values as V
 from tpdoc.synth.fonts import HELD_OUT_FAMILIES, faces_for
 from tpdoc.synth.layouts import KINDS, make_document
@@ -82,7 +82,7 @@ def test_label_crop_puts_each_glyph_in_its_sub_cell():
 
 
 def test_convnet_tower_shapes_and_levels():
-    from tpdoc.convnet import ConvVisionTower
+    from tpdoc.model.convnet import ConvVisionTower
 
     tower = ConvVisionTower.from_config(
         {
@@ -104,8 +104,8 @@ def test_convnet_tower_shapes_and_levels():
 
 
 def test_convnet_config_errors_show_values():
-    from tpdoc.convnet import ConvNetConfig
     from tpdoc.errors import ConfigError
+    from tpdoc.model.convnet import ConvNetConfig
 
     with pytest.raises(ConfigError, match="16"):
         ConvNetConfig(patch_size=16, stem_channels=(8, 8))

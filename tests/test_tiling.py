@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tpdoc.errors import ConfigError
-from tpdoc.tiling import (
+from tpdoc.documents.tiling import (
     CLIP_MEAN,
     CLIP_STD,
     GRID_CANDIDATES,
@@ -22,6 +21,7 @@ from tpdoc.tiling import (
     plan_page,
     tile_pixels,
 )
+from tpdoc.errors import ConfigError
 
 T = 336
 
@@ -129,7 +129,7 @@ def test_rendering_at_the_fitted_size_needs_no_resampling():
     config = TilingConfig()
     h, w = 1684, 1191
     plan = plan_page(h, w, config)
-    rh, rw = plan.fit  # what a PDF page is rasterised at (tpdoc.pipeline.prepare_page)
+    rh, rw = plan.fit  # what a PDF page is rasterised at (tpdoc.documents.prepare.prepare_page)
     image = Image.new("RGB", (rw, rh), (10, 200, 30))
     views = tile_pixels(image, plan, config)
     expected = (torch.tensor([10, 200, 30]) / 255 - torch.tensor(CLIP_MEAN)) / torch.tensor(

@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from tpdoc.config import ModelConfig, VisionConfig
-from tpdoc.packer import PackerConfig
+from tpdoc.model.config import ModelConfig, VisionConfig
+from tpdoc.model.packer import PackerConfig
 from tpdoc.synth.render import Glyph
 from tpdoc.train.glyphs import GlyphGrid, GlyphHead
 from tpdoc.train.qa import joined, make_sample, reading_order, tile_lines
@@ -69,8 +69,8 @@ def test_a_tile_without_lines_gives_an_unguided_answer_not_a_crash():
 
 
 def test_line_runs_show_only_their_lines_and_say_them():
-    from tpdoc.registry import load_config
     from tpdoc.train.lines import LINE_MARGIN, line_runs, white_value
+    from tpdoc.weights.registry import load_config
 
     tiling = load_config().tiling
     white = white_value(tiling.image_mean, tiling.image_std)
@@ -112,7 +112,7 @@ def test_samples_are_built_like_answer_time_inputs():
 
 
 def test_every_tile_is_read_and_single_tile_questions_stay_inside_their_tile():
-    from tpdoc.registry import load_config
+    from tpdoc.weights.registry import load_config
 
     tiling = load_config().tiling  # the embedded 384-px tiles: fields fit inside one
     rng = random.Random(11)
@@ -135,7 +135,7 @@ def test_every_tile_is_read_and_single_tile_questions_stay_inside_their_tile():
 
 def test_a_few_steps_reduce_the_loss_on_one_page():
     from tests.conftest import make_tokenizer
-    from tpdoc.model import DocumentModel
+    from tpdoc.model.document_model import DocumentModel
     from tpdoc.train.run_qa import step_loss
 
     torch.manual_seed(0)
@@ -165,8 +165,8 @@ def test_a_few_steps_reduce_the_loss_on_one_page():
 
 @pytest.mark.parametrize("freeze", [False, True])
 def test_qa_training_runs_saves_and_resumes(tmp_path, freeze):
-    from tpdoc.checkpoint import load_model
     from tpdoc.train.run_qa import train_qa
+    from tpdoc.weights.checkpoint import load_model
 
     out = tmp_path / "run"
     kwargs = dict(tower=None, eval_every=2, workers=0, config=tiny_conv_config(),
@@ -189,7 +189,7 @@ def tiny_conv_model(tokenizer):
     """A seeded random model of ``tiny_conv_config`` with ``tokenizer``'s vocabulary."""
     from dataclasses import replace
 
-    from tpdoc.model import DocumentModel
+    from tpdoc.model.document_model import DocumentModel
 
     torch.manual_seed(1)
     config = tiny_conv_config()
@@ -198,7 +198,7 @@ def tiny_conv_model(tokenizer):
 
 
 def test_saved_model_round_trips_with_identical_outputs(tmp_path, tiny_tokenizer):
-    from tpdoc.checkpoint import load_model, save_model
+    from tpdoc.weights.checkpoint import load_model, save_model
 
     model = tiny_conv_model(tiny_tokenizer)
     config = model.config
@@ -215,7 +215,7 @@ def test_saved_model_round_trips_with_identical_outputs(tmp_path, tiny_tokenizer
 
 
 def test_glyph_stage_trains_saves_and_inits_a_tower(tmp_path):
-    from tpdoc.model import build_vision_tower
+    from tpdoc.model.document_model import build_vision_tower
     from tpdoc.train.run_glyphs import load_tower, train_glyphs
 
     config = tiny_conv_config()
@@ -226,7 +226,7 @@ def test_glyph_stage_trains_saves_and_inits_a_tower(tmp_path):
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     fresh = build_vision_tower(config)
     load_tower(fresh, out / "tower.safetensors")
-    from tpdoc.weights import load_strict, read_safetensors
+    from tpdoc.weights.tensors import load_strict, read_safetensors
 
     head = GlyphHead(16, GlyphGrid(cell=16))
     load_strict(head, read_safetensors([out / "glyph_head.safetensors"]), "head")
@@ -250,8 +250,8 @@ def test_glyph_stage_trains_saves_and_inits_a_tower(tmp_path):
 def test_export_writes_float16_weights_and_keeps_the_model_card(tmp_path, tiny_tokenizer):
     from safetensors import safe_open
 
-    from tpdoc.checkpoint import load_model, save_model
     from tpdoc.train.__main__ import main
+    from tpdoc.weights.checkpoint import load_model, save_model
 
     model = tiny_conv_model(tiny_tokenizer)
     save_model(model, tmp_path / "trained")
@@ -284,8 +284,8 @@ def test_tpdoc_train_runs_the_stages_cli(capsys):
 def test_qa_stage_swaps_in_a_fresh_projector_of_another_kind(tmp_path, kind):
     from dataclasses import replace
 
-    from tpdoc.checkpoint import load_model
     from tpdoc.train.run_qa import train_qa
+    from tpdoc.weights.checkpoint import load_model
 
     config = tiny_conv_config()
     kwargs = dict(tower=None, eval_every=1, workers=0, config=config, tokenizer_docs=3,
@@ -305,8 +305,8 @@ def test_qa_stage_swaps_in_a_fresh_projector_of_another_kind(tmp_path, kind):
 
 
 def test_qa_stage_continues_from_a_saved_model(tmp_path):
-    from tpdoc.checkpoint import load_model
     from tpdoc.train.run_qa import train_qa
+    from tpdoc.weights.checkpoint import load_model
 
     kwargs = dict(tower=None, eval_every=1, workers=0, config=tiny_conv_config(),
                   tokenizer_docs=3, eval_pages=1, bf16=False)  # fmt: skip

@@ -40,8 +40,8 @@ from tpdoc.errors import UsageError
 from tpdoc.serve import SERVER_ENV
 
 if TYPE_CHECKING:
-    from tpdoc.answer import DocumentQA, PageCallback
-    from tpdoc.results import AnswerResult, AskOptions
+    from tpdoc.answering.qa import DocumentQA, PageCallback
+    from tpdoc.answering.results import AnswerResult, AskOptions
 
 QUESTION_FROM_STDIN = "-"
 
@@ -107,8 +107,8 @@ def _ask_local(
     device: str, dtype: str, no_cache: bool,
 ) -> None:  # fmt: skip
     """The question answered by a model loaded here."""
-    from tpdoc.answer import DocumentQA, check_document
-    from tpdoc.results import AskOptions, check_question
+    from tpdoc.answering.qa import DocumentQA, check_document
+    from tpdoc.answering.results import AskOptions, check_question
 
     text = check_question(text)
     options = AskOptions(**fields)
@@ -149,7 +149,7 @@ def ask_options(
     *, max_tiles: MaxTiles | None = None, scale: Scale | None = None, **fields: Any
 ) -> AskOptions:
     """``AskOptions`` from command-line values (the enums become numbers)."""
-    from tpdoc.results import AskOptions
+    from tpdoc.answering.results import AskOptions
 
     return AskOptions(**tile_options(max_tiles, scale), **fields)
 
@@ -181,7 +181,7 @@ def _ask_rich(
     report follow."""
     from rich.console import Console
 
-    from tpdoc.report import answer_panel, answer_report, page_answers_table
+    from tpdoc.cli.report import answer_panel, answer_report, page_answers_table
 
     console = Console()
     with LiveAnswer(console, f"{file} · {question}") as live:

@@ -37,10 +37,10 @@ from tpdoc.cli.live import batch_progress
 from tpdoc.errors import UsageError
 
 if TYPE_CHECKING:
-    from tpdoc.answer import DocumentQA
-    from tpdoc.batch import BatchSummary
-    from tpdoc.records import RecordWriter
-    from tpdoc.results import AnswerResult, AskOptions, FailedRequest, Request
+    from tpdoc.answering.batch import BatchSummary
+    from tpdoc.answering.qa import DocumentQA
+    from tpdoc.answering.records import RecordWriter
+    from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
 
 
 @app.command()
@@ -91,9 +91,9 @@ def batch(
     "error"), 2 on bad usage.
     """
     with handled_errors():
-        from tpdoc.answer import DocumentQA
-        from tpdoc.batch import done_pairs, pair_key
-        from tpdoc.records import RecordWriter
+        from tpdoc.answering.batch import done_pairs, pair_key
+        from tpdoc.answering.qa import DocumentQA
+        from tpdoc.answering.records import RecordWriter
 
         options = ask_options(
             pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
@@ -124,8 +124,8 @@ def _run(
     todo: int,
 ) -> BatchSummary:
     """Run with a progress bar; records to stdout if ``echo``; the summary on stderr."""
-    from tpdoc.batch import run_batch
-    from tpdoc.report import batch_summary_line
+    from tpdoc.answering.batch import run_batch
+    from tpdoc.cli.report import batch_summary_line
 
     with batch_progress(todo, "answering") as bar:
 
@@ -148,7 +148,7 @@ def _requests(
     glob: str | None,
     options: AskOptions,
 ) -> list[Request]:
-    from tpdoc.batch import expand_paths, read_questions, requests_for
+    from tpdoc.answering.batch import expand_paths, read_questions, requests_for
 
     if jsonl is not None:
         if questions or paths:

@@ -27,7 +27,7 @@ def info(
 ) -> None:
     """Where the cache is, how many entries it holds and how big it is."""
     with handled_errors():
-        from tpdoc.cache import VisualTokenCache
+        from tpdoc.answering.cache import VisualTokenCache
 
         summary = VisualTokenCache().info()
         if as_json:
@@ -35,7 +35,7 @@ def info(
             return
         from rich.console import Console
 
-        from tpdoc.report import cache_table
+        from tpdoc.cli.report import cache_table
 
         Console().print(cache_table(summary))
 
@@ -44,7 +44,7 @@ def info(
 def clear() -> None:
     """Delete every cached entry."""
     with handled_errors():
-        from tpdoc.cache import VisualTokenCache
+        from tpdoc.answering.cache import VisualTokenCache
 
         cache = VisualTokenCache()
         size = cache.info().bytes

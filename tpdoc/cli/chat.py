@@ -34,7 +34,7 @@ from tpdoc.cli.ask import ask_options, warn_cache
 from tpdoc.cli.live import LiveAnswer, stdout_is_terminal
 
 if TYPE_CHECKING:
-    from tpdoc.chat import ChatSession
+    from tpdoc.answering.chat import ChatSession
 
 HELP = "ask a question; /page N or /page all, /report, /quit (or Ctrl-D)"
 
@@ -60,8 +60,8 @@ def chat(
     Each question is answered on its own (not a conversation).
     """
     with handled_errors():
-        from tpdoc.answer import DocumentQA, check_document
-        from tpdoc.chat import ChatSession
+        from tpdoc.answering.chat import ChatSession
+        from tpdoc.answering.qa import DocumentQA, check_document
 
         options = ask_options(
             pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
@@ -106,7 +106,7 @@ def _handle(session: ChatSession, line: str) -> bool:
         if command == "/quit":
             return False
         if command == "/report":
-            from tpdoc.report import chat_report
+            from tpdoc.cli.report import chat_report
 
             stderr_console().print(chat_report(session.turns))
         elif command == "/page":
@@ -138,7 +138,7 @@ def _answer(session: ChatSession, question: str) -> None:
         return
     from rich.console import Console
 
-    from tpdoc.report import chat_turn_panel
+    from tpdoc.cli.report import chat_turn_panel
 
     console = Console()
     with LiveAnswer(console, question) as live:

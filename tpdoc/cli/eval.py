@@ -55,9 +55,9 @@ def eval_(
 ) -> None:
     """Score a model on a DocVQA-layout dataset: ANLS (as DocVQA defines it) and exact match."""
     with handled_errors():
-        from tpdoc.answer import DocumentQA
-        from tpdoc.evaluate import evaluate, load_dataset
-        from tpdoc.records import RecordWriter, check_writable
+        from tpdoc.answering.evaluate import evaluate, load_dataset
+        from tpdoc.answering.qa import DocumentQA
+        from tpdoc.answering.records import RecordWriter, check_writable
 
         options = ask_options(
             dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
@@ -85,7 +85,7 @@ def eval_(
         else:
             from rich.console import Console
 
-            from tpdoc.report import eval_table
+            from tpdoc.cli.report import eval_table
 
             Console().print(eval_table(summary))
         warn_cache(qa)

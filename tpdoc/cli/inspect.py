@@ -45,8 +45,8 @@ def inspect(
     Needs no model weights: the geometry comes from the model's config alone.
     """
     with handled_errors():
-        from tpdoc.budget import inspect_document
-        from tpdoc.registry import load_geometry
+        from tpdoc.answering.budget import inspect_document
+        from tpdoc.weights.registry import load_geometry
 
         tiles = tile_options(max_tiles, scale)
         geometry = load_geometry(model, max_tiles=tiles["max_tiles"])
@@ -59,7 +59,7 @@ def inspect(
             return
         from rich.console import Console
 
-        from tpdoc.report import budget_table
+        from tpdoc.cli.report import budget_table
 
         Console().print(budget_table(budget))
         if overlay is not None:

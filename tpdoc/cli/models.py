@@ -28,7 +28,7 @@ def models(
     TokenPacker model zoo's; "local" says whether a model is in the local cache.
     """
     with handled_errors():
-        from tpdoc.published import model_catalogue, tower_status
+        from tpdoc.weights.catalogue import model_catalogue, tower_status
 
         rows = model_catalogue()
         tower, status = tower_status()
@@ -80,7 +80,7 @@ def pull(
     Afterwards the model loads offline (HF_HUB_OFFLINE=1). Prints the model's folder.
     """
     with handled_errors():
-        from tpdoc.hub import pull as pull_model
+        from tpdoc.weights.pull import pull as pull_model
 
         pulled = pull_model(model_id)
         for repo, folder in pulled.extras:

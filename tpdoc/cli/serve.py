@@ -78,7 +78,7 @@ def serve(
     with handled_errors():
         limit = _size(max_body)
         serving = _serving_modules()
-        from tpdoc.answer import DocumentQA
+        from tpdoc.answering.qa import DocumentQA
 
         sock = serving.listen(host, port)
         if not serving.is_loopback(sock.getsockname()[0]):
@@ -98,7 +98,7 @@ def serve(
 
 
 def _size(text: str) -> int:
-    from tpdoc.cache import parse_size
+    from tpdoc.answering.cache import parse_size
 
     try:
         return parse_size(text)

@@ -23,9 +23,9 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +37,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from tpdoc import __version__
+from tpdoc.answering.results import FailedRequest, check_question
+from tpdoc.answering.results import Request as AskRequest
 from tpdoc.errors import ServerError, TpdocError, UsageError
-from tpdoc.results import FailedRequest, check_question
-from tpdoc.results import Request as AskRequest
 from tpdoc.serve import DEFAULT_MAX_BODY, GRACEFUL_SHUTDOWN_SECONDS, MAX_PENDING
 from tpdoc.serve.batching import Batcher, Busy, Unavailable, default_max_batch
 from tpdoc.serve.documents import Upload, UploadFolder, decode_data_url
@@ -60,7 +60,7 @@ from tpdoc.serve.protocol import (
 from tpdoc.serve.wire import result_to_wire
 
 if TYPE_CHECKING:
-    from tpdoc.answer import DocumentQA
+    from tpdoc.answering.qa import DocumentQA
     from tpdoc.serve.batching import Outcome
 
 BACKLOG = 2048  # uvicorn's default
@@ -313,10 +313,28 @@ def server_config(app: FastAPI, log_level: str = "warning") -> uvicorn.Config:
     )  # fmt: skip
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_stop`` after it has stopped but before it re-raises
+    the signal that stopped it: a re-raised SIGTERM ends the process where it stands."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._on_stop()
+
+
 def serve(app: FastAPI, sock: socket.socket, log_level: str = "warning") -> None:
     """Serve until Ctrl-C or SIGTERM (uvicorn re-raises the signal once it has stopped).
     The upload folder goes however it stops: a second Ctrl-C skips the app's shutdown."""
+    remove = app.state.server.remove_uploads
     try:
-        uvicorn.Server(server_config(app, log_level)).run(sockets=[sock])
+        _Server(server_config(app, log_level), on_stop=remove).run(sockets=[sock])
     finally:
-        app.state.server.remove_uploads()
+        remove()

@@ -30,8 +30,8 @@ from tpdoc.errors import UsageError
 from tpdoc.serve import MAX_BATCH_CUDA, MAX_BATCH_OTHER, MAX_PENDING
 
 if TYPE_CHECKING:
-    from tpdoc.answer import DocumentQA
-    from tpdoc.results import AnswerResult, FailedRequest, Request
+    from tpdoc.answering.qa import DocumentQA
+    from tpdoc.answering.results import AnswerResult, FailedRequest, Request
 
     Outcome = AnswerResult | FailedRequest
 

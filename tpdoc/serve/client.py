@@ -30,7 +30,7 @@ from tpdoc.errors import DocumentError, ServerError, UsageError
 from tpdoc.serve import SERVER_ENV
 
 if TYPE_CHECKING:
-    from tpdoc.results import AnswerResult
+    from tpdoc.answering.results import AnswerResult
 
 CHAT_PATH = "/v1/chat/completions"
 USAGE_STATUS = 400  # the server's status for what the command line calls bad usage
@@ -103,7 +103,9 @@ def server_timeout() -> float:
 
 def read_document(path: Path) -> bytes:
     """The file's bytes; a missing, unreadable or empty file fails as it does locally."""
-    from tpdoc.pages import check_readable  # tpdoc.pages' checks and messages, no PDF library
+    from tpdoc.documents.pages import (
+        check_readable,  # tpdoc.documents.pages' checks and messages, no PDF library
+    )
 
     check_readable(path)
     try:

@@ -5,7 +5,7 @@ name the client gave the document. Out: an ``Upload``, a file in a folder only t
 process may read (mode 0700), named by a random id plus the suffix of the client's name,
 and removed as soon as its request is done (the whole folder when the server stops).
 
-The file is then opened by ``tpdoc.pages`` exactly as ``tpdoc ask`` opens a file on disk:
+The file is then opened by ``tpdoc.documents.pages`` exactly as ``tpdoc ask`` opens a file on disk:
 the type comes from the content, and the same checks refuse decompression bombs and
 damaged or encrypted PDFs with the same messages. The suffix is kept because one message
 depends on it (a ``*.pdf`` that is not a PDF is "not a PDF", anything else

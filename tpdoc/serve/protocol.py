@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
+from tpdoc.answering.results import DEFAULT_MAX_NEW_TOKENS, AskOptions
 from tpdoc.errors import TpdocError
-from tpdoc.results import DEFAULT_MAX_NEW_TOKENS, AskOptions
 
 CLIENT_ERROR = "invalid_request_error"
 SERVER_ERROR = "server_error"

@@ -15,9 +15,9 @@ import dataclasses
 import math
 from typing import Any
 
-from tpdoc.planning import PagePlan
-from tpdoc.results import AnswerResult, PageAnswer, TokenUse
-from tpdoc.tiling import TilePlan
+from tpdoc.answering.planning import PagePlan
+from tpdoc.answering.results import AnswerResult, PageAnswer, TokenUse
+from tpdoc.documents.tiling import TilePlan
 
 
 def result_to_wire(result: AnswerResult) -> dict[str, Any]:

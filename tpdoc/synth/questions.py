@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from tpdoc.results import NOT_FOUND
+from tpdoc.answering.results import NOT_FOUND
 from tpdoc.synth.layouts import Fact, SynthDoc
 
 PARAPHRASES: dict[str, tuple[str, ...]] = {

@@ -1,6 +1,6 @@
 """Damage synthetic pages like real scans, and read the characters' boxes for training.
 
-In: a pymupdf page (rasterised with ``tpdoc.pages.rasterise_pdf_page``, the same code that
+In: a pymupdf page (rasterised with ``tpdoc.documents.pages.rasterise_pdf_page``, the same code that
 serves real PDFs), its pixel size and a ``random.Random``. Out: the page image degraded
 like a scan (slight rotation, blur, JPEG, noise, uneven paper), and the printed
 characters with their boxes in that image's pixel coordinates.

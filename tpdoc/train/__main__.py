@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     if args.stage == "export":
         import torch
 
-        from tpdoc.checkpoint import load_model, save_model
+        from tpdoc.weights.checkpoint import load_model, save_model
 
         # Other files in the folder (the model card) are kept.
         save_model(load_model(args.model), args.out, dtype=torch.float16)

@@ -3,7 +3,7 @@
 In: stage R's ``read.safetensors`` (tower, packer, read-out), stage P's
 ``pointer.safetensors`` (language model, re-embedding, span scores) and the tokenizer of
 a model folder (default: the shipped ``tpdoc-tiny``). Out: a complete tpdoc model folder
-with a pointer answer head (``tpdoc.pointer``), every weight accounted for; and
+with a pointer answer head (``tpdoc.model.pointer``), every weight accounted for; and
 ``half_precision``, which stores a stage's weights in float16 to be committed.
 """
 
@@ -13,16 +13,16 @@ from pathlib import Path
 
 import torch
 
-from tpdoc.checkpoint import load_tokenizer, save_model
 from tpdoc.errors import WeightsError
-from tpdoc.model import DocumentModel
-from tpdoc.registry import resolve_model
+from tpdoc.model.document_model import DocumentModel
 from tpdoc.train import run_pointer, run_read
+from tpdoc.weights.checkpoint import load_tokenizer, save_model
+from tpdoc.weights.registry import resolve_model
 
 
 def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
                   dtype: torch.dtype | None = None) -> Path:  # fmt: skip
-    config = run_pointer.pointer_config()
+    config = run_read.pointer_config()
     model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
     copied = run_read.load_weights(model, read)
     run_pointer.load_weights(model, pointer)

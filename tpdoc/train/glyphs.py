@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tpdoc.pages import rasterise_pdf_page as rasterise
-from tpdoc.readout import BLANK, readout_loss
+from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.model.readout import BLANK, readout_loss
 from tpdoc.synth.layouts import make_document
 from tpdoc.synth.render import degrade, glyphs
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
-from tpdoc.pages import PDF_POINTS_PER_INCH, PLAN_DPI
-from tpdoc.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pages import PDF_POINTS_PER_INCH, PLAN_DPI
+from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.tiling import TilePlan, TilingConfig, plan_page, tile_pixels
 from tpdoc.synth.layouts import make_document
 from tpdoc.synth.questions import questions_for
 from tpdoc.synth.render import Glyph, degrade, glyphs
-from tpdoc.tiling import TilePlan, TilingConfig, plan_page, tile_pixels
 from tpdoc.train.glyphs import GlyphGrid, label_crop
 
 READ_QUESTION = "Read the text."

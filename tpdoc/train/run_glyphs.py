@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from tpdoc.config import ModelConfig
 from tpdoc.io import append_json_line, atomic_write_text
-from tpdoc.model import build_vision_tower
-from tpdoc.registry import load_config
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.document_model import build_vision_tower
 from tpdoc.train.glyphs import (
     GlyphGrid,
     GlyphHead,
@@ -28,6 +27,7 @@ from tpdoc.train.glyphs import (
     glyph_accuracy,
     glyph_loss,
 )
+from tpdoc.weights.registry import load_config
 
 WARMUP_STEPS = 200
 NONE_WEIGHT = 0.2
@@ -132,7 +132,7 @@ def train_glyphs(
 
 def load_tower(tower, path: Path) -> None:
     """Strictly load ``vision.*`` weights (a saved tower, or a tpdoc model's file)."""
-    from tpdoc.weights import load_strict, read_safetensors
+    from tpdoc.weights.tensors import load_strict, read_safetensors
 
     state = {
         k[len("vision.") :]: v

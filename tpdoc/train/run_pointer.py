@@ -21,17 +21,16 @@ import json
 import random
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from tpdoc.config import ModelConfig
-from tpdoc.model import DocumentModel
-from tpdoc.pointer import AnswerConfig, best_span, hidden_states, pointer_inputs
-from tpdoc.readout import BLANK, NUM_CLASSES, SlotGrid
-from tpdoc.registry import load_config
-from tpdoc.results import NOT_FOUND
+from tpdoc.answering.results import NOT_FOUND
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.pointer import best_span, hidden_states, pointer_inputs
+from tpdoc.model.readout import BLANK, NUM_CLASSES, SlotGrid
 from tpdoc.train import run_read
 from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
 from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, span_sample
@@ -41,11 +40,6 @@ EVAL_PAGES = 40
 NOISE = 0.03  # share of printed slots read as another class, and of blanks as print/100
 WEIGHTS_FILE = "pointer.safetensors"
 POOL = 8  # batches gathered and sorted by length before training on them
-
-
-def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
-    """The embedded model's config with a pointer answer head."""
-    return replace(base or load_config(None), answer=AnswerConfig(kind="pointer"))
 
 
 def corrupt(labels: torch.Tensor, rng: torch.Generator, rate: float) -> torch.Tensor:
@@ -191,8 +185,8 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
              ) -> dict[str, float]:  # fmt: skip
     """Held-out exact match on the true read-out, or with ``real`` on the tower's own read
     of the rendered pages (every step from pixels to answer, as at answer time)."""
-    from tpdoc.anls import anls, exact_match
-    from tpdoc.pointer import read_page
+    from tpdoc.answering.anls import anls, exact_match
+    from tpdoc.model.pointer import read_page
 
     model.eval()
     grid = model.config.slot_grid
@@ -287,12 +281,12 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
     measured on the tower's own read-out of rendered pages instead of the true one; with
     ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson)."""
-    from tpdoc.checkpoint import load_tokenizer
-    from tpdoc.registry import resolve_model
+    from tpdoc.weights.checkpoint import load_tokenizer
+    from tpdoc.weights.registry import resolve_model
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = config or pointer_config()
+    config = config or run_read.pointer_config()
     tokenizer = load_tokenizer(resolve_model(None))
     model = DocumentModel.from_config(config, tokenizer).train()
     if read is not None:

@@ -28,15 +28,14 @@ from pathlib import Path
 
 import torch
 
-from tpdoc.checkpoint import load_model, save_model
-from tpdoc.config import ModelConfig
+from tpdoc.documents.tiling import TilePlan
 from tpdoc.io import append_json_line, atomic_write_text
-from tpdoc.model import DocumentModel
-from tpdoc.packer import PackerConfig, build_projector
-from tpdoc.registry import load_config
-from tpdoc.sequence import IGNORE_INDEX, assemble_batch
-from tpdoc.tiling import TilePlan
-from tpdoc.tokenizer import train_tokenizer
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.packer import PackerConfig
+from tpdoc.model.projectors import build_projector
+from tpdoc.model.sequence import IGNORE_INDEX, assemble_batch
+from tpdoc.model.tokenizer import train_tokenizer
 from tpdoc.train.alignment import attention_loss, eager_attention, token_targets
 from tpdoc.train.glyphs import GlyphGrid, GlyphHead, glyph_loss
 from tpdoc.train.lines import line_runs, white_value
@@ -57,6 +56,8 @@ from tpdoc.train.run_glyphs import (
     lr_lambda,
     save_glyph_head,
 )
+from tpdoc.weights.checkpoint import load_model, save_model
+from tpdoc.weights.registry import load_config
 
 VOCAB_SIZE = 4 + 256  # special tokens + bytes, no merges: one token per printed character
 TOKENIZER_DOCS = 0  # bytes only: the corpus adds nothing to a vocabulary without merges
@@ -267,7 +268,7 @@ def looking_gain(model: DocumentModel, lines: list[tuple[torch.Tensor, str]]) ->
 @torch.no_grad()
 def evaluate(model: DocumentModel, held_out: list[PageSample],
              packed_head: GlyphHead | None = None) -> dict[str, float]:  # fmt: skip
-    from tpdoc.anls import anls, cer, exact_match
+    from tpdoc.answering.anls import anls, cer, exact_match
     from tpdoc.train.glyphs import glyph_accuracy
 
     model.eval()
@@ -389,7 +390,7 @@ def train_qa(
     head = GlyphHead(config.vision.hidden_size, grid)
     start_from = tower.parent if tower is not None else init_model
     if start_from is not None and not resume and (start_from / HEAD_FILE).is_file():
-        from tpdoc.weights import load_strict, read_safetensors
+        from tpdoc.weights.tensors import load_strict, read_safetensors
 
         load_strict(head, read_safetensors([start_from / HEAD_FILE]), str(start_from / HEAD_FILE))
     if freeze_vision:

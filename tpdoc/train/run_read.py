@@ -6,9 +6,9 @@ In: a tpdoc model folder to start from (``--init-model``, default the shipped
 pointer model), ``progress.json`` and ``log.jsonl``: the loss and, on pages in fonts and
 layouts never trained on, the share of printed slots read right (``heldout_read_acc``, gate
 R) and of blank slots read as print (``heldout_false_alarm``), both as answers read them
-(with the blank bias, ``tpdoc.pointer.AnswerConfig``).
+(with the blank bias, ``tpdoc.model.pointer.AnswerConfig``).
 
-Every slot of every packed token is a target (``tpdoc.readout``): which character's centre
+Every slot of every packed token is a target (``tpdoc.model.readout``): which character's centre
 lies in it, a space, or nothing; about 300 printed slots per tile. No language model
 runs, so a step costs the tower and the packer only. Pages are rendered, planned and
 tiled exactly as at answer time, scan-like damage included (``tpdoc.train.spans``).
@@ -20,16 +20,19 @@ import contextlib
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from tpdoc.config import ModelConfig
 from tpdoc.io import append_json_line, atomic_write_text
-from tpdoc.model import DocumentModel
-from tpdoc.readout import BLANK, readout_counts, readout_loss
+from tpdoc.model.config import ModelConfig
+from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.pointer import AnswerConfig
+from tpdoc.model.readout import BLANK, readout_counts, readout_loss
 from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
 from tpdoc.train.spans import SpanSample, SpanStream, span_sample
+from tpdoc.weights.registry import load_config
 
 TILES_PER_STEP = 6  # the tiles with the most print of a page
 BLANK_WEIGHT = 0.1
@@ -37,6 +40,11 @@ VISION_LR_FACTOR = 0.3
 EVAL_PAGES = 8
 WEIGHTS_FILE = "read.safetensors"
 PREFIXES = ("vision.", "projector.", "pointer.readout.")
+
+
+def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
+    """The embedded model's config with a pointer answer head."""
+    return replace(base or load_config(None), answer=AnswerConfig(kind="pointer"))
 
 
 def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
@@ -119,10 +127,9 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
                tower: Path | None = None, device: str = "cpu",
                bf16: bool = True, eval_pages: int = EVAL_PAGES,
                config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
-    from tpdoc.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
-    from tpdoc.checkpoint import load_tokenizer
-    from tpdoc.registry import resolve_model
-    from tpdoc.train.run_pointer import pointer_config
+    from tpdoc.weights.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
+    from tpdoc.weights.checkpoint import load_tokenizer
+    from tpdoc.weights.registry import resolve_model
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

@@ -1,7 +1,7 @@
 """Training samples for the pointer: a page's true read-out, and where each answer is.
 
 In: a ``random.Random``, the model's ``TilingConfig``, its ``SlotGrid`` and a font split.
-Out: ``SpanSample``s: every tile's slot labels (``tpdoc.readout``: which character's centre
+Out: ``SpanSample``s: every tile's slot labels (``tpdoc.model.readout``: which character's centre
 lies in which slot, spaces included), the rendered views when asked for (pages planned and
 tiled exactly as at answer time), the page's questions with their printed answers, and
 per (question, tile row) the target the pointer learns: the slots of the answer's first
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import torch
 
-from tpdoc.pages import rasterise_pdf_page as rasterise
-from tpdoc.pointer import slot_index
-from tpdoc.readout import SlotGrid, slot_labels, span_text
-from tpdoc.results import NOT_FOUND
+from tpdoc.answering.results import NOT_FOUND
+from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.tiling import TilePlan, TilingConfig, tile_pixels
+from tpdoc.model.pointer import slot_index
+from tpdoc.model.readout import SlotGrid, slot_labels, span_text
 from tpdoc.synth.questions import questions_for
 from tpdoc.synth.render import Glyph, degrade, glyphs
-from tpdoc.tiling import TilePlan, TilingConfig, tile_pixels
 from tpdoc.train.qa import DEGRADE_RATE, planned_page, text_lines
 
 NOT_HERE = -1

@@ -1,0 +1,331 @@
+"""The embedded model's answer head: copy the answer from the page by pointing at it.
+
+In: a question's token ids and the packed tokens of a row of tiles ``[n, Q, D]``
+(TokenPacker's output). Out: the span of slots (``tpdoc.model.readout``) that answers it, with
+its text as the model reads it, its log-probability and its box, or "not in this row".
+
+The language model sees the question first and then the tokens of one row of the page's
+tiles (a line of print stays within one tile row), each as its read-out re-embedded
+(``ReadoutEmbedding``), then an end marker: under causal attention every visual token has
+seen the question. A linear head on each visual token's last hidden state scores every
+one of its slots as the answer's first and last character; the end marker's state scores
+"not here". A page is asked row by row (the global view is left out: its print is too
+small to copy from) and the most probable span wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tpdoc.errors import ConfigError
+from tpdoc.model.readout import (
+    BLANK,
+    NUM_CLASSES,
+    ReadoutEmbedding,
+    ReadoutHead,
+    SlotGrid,
+    SpanText,
+    span_text,
+)
+
+ANSWER_KINDS = ("generate", "pointer")
+TOP_K = 8  # starts and ends combined when searching the best span
+MAX_SPAN_ROWS = 12  # slot rows one answer may cover (about three lines)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """How the model answers: ``generate`` text (published checkpoints) or point at a
+    ``pointer`` span of its read-out (the embedded model); a tower cell is split into
+    ``rows x cols`` sub-cells for the read-out."""
+
+    kind: str = "generate"
+    rows: int = 2
+    cols: int = 4
+    readout_hidden: int = 768  # hidden units of the per-token read-out
+    # Added to the read-out's blank logit at answer time: the read-out is trained with blank
+    # slots down-weighted, so it over-reads print; 1.0 read held-out tiles best (CER).
+    blank_bias: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ANSWER_KINDS:
+            raise ConfigError(f"answer kind must be one of {ANSWER_KINDS}, got {self.kind!r}")
+        for name in ("rows", "cols", "readout_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"answer {name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Span:
+    """One view's best answer: its text, log-probability and box (view pixels); or the
+    "not here" verdict (``text`` None) with its log-probability."""
+
+    text: str | None
+    logprob: float
+    box: tuple[float, float, float, float] | None = None
+    null_logprob: float = 0.0
+
+
+class PointerHead(nn.Module):
+    """Read-out, re-embedding and span scores of a pointer model."""
+
+    def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
+                 readout_hidden: int = 768, blank_bias: float = 0.0) -> None:  # fmt: skip
+        super().__init__()
+        self.grid, self.blank_bias = grid, blank_bias
+        s = grid.per_token
+        self.readout = ReadoutHead(dim, s, classes, readout_hidden)
+        self.embed = ReadoutEmbedding(s, classes, dim)
+        self.span = nn.Linear(dim, 2 * s)  # start and end score of each slot
+        self.null = nn.Linear(dim, 2)
+
+    def read(self, packed: torch.Tensor) -> torch.Tensor:
+        """``[V, Q, D]`` -> slot logits ``[V, Q, S, K]`` as answers use them (the blank
+        logit raised by ``blank_bias``; training reads ``readout`` itself)."""
+        logits = self.readout(packed)
+        shift = torch.zeros(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+        shift[BLANK] = self.blank_bias
+        return logits + shift
+
+    def tokens(self, logits: torch.Tensor) -> torch.Tensor:
+        """Read-out logits ``[V, Q, S, K]`` -> the language model's view tokens ``[V, Q, D]``."""
+        return self.embed(logits.float().softmax(-1))
+
+    def scores(self, hidden: torch.Tensor, batch: PointerBatch) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:  # fmt: skip
+        """Last hidden states ``[B, L, D]`` -> start and end logits ``[B, N*S + 1]``: every
+        slot of the row's ``N`` tokens, token-major, then "not here" (from the end marker).
+        Tokens left out of the sequence (blank ones) cannot be pointed at."""
+        b, kept = batch.visual.shape
+        s = self.grid.per_token
+        rows = torch.arange(b, device=hidden.device)
+        span = self.span(hidden[rows[:, None], batch.visual]).float()  # [B, kept, 2*S]
+        full = torch.full((b, batch.tokens + 1, 2 * s), -1e9, device=hidden.device)
+        index = batch.token.masked_fill(~batch.valid, batch.tokens)  # padding -> a spare row
+        full[rows[:, None], index] = span
+        full = full[:, :-1].view(b, batch.tokens, 2, s)
+        null = self.null(hidden[rows, batch.end_at]).float()  # [B, 2]
+        start = torch.cat([full[:, :, 0].reshape(b, -1), null[:, :1]], dim=1)
+        end = torch.cat([full[:, :, 1].reshape(b, -1), null[:, 1:]], dim=1)
+        return start, end  # [B, N*S + 1] each
+
+
+@dataclass
+class PointerBatch:
+    inputs: torch.Tensor  # [B, L, D]
+    mask: torch.Tensor  # [B, L]
+    positions: torch.Tensor  # [B, L] each input's place in the full layout
+    visual: torch.Tensor  # [B, K] where each kept visual token is in the sequence
+    token: torch.Tensor  # [B, K] its index among the row's tokens (tile-major)
+    valid: torch.Tensor  # [B, K] (rows keep different numbers of tokens)
+    end_at: torch.Tensor  # [B]
+    tokens: int  # N: the most tokens a row has
+
+
+def pointer_inputs(language_model: nn.Module, questions: Sequence[Sequence[int]],
+                   views: Sequence[torch.Tensor], keep: Sequence[torch.Tensor], end_id: int,
+                   sep_id: int) -> PointerBatch:  # fmt: skip
+    """Per row: question ids, then its tiles' tokens ``views[i]`` ``[n_i, Q, D]`` (a row of
+    a page's tiles, the tile separator between them), then the end marker; right-padded.
+    Only the tokens ``keep[i]`` ``[n_i, Q]`` marks (those with print) enter the sequence,
+    each at its place in the full layout, so blank paper costs nothing."""
+    embed = language_model.get_input_embeddings()
+    device, dtype = views[0].device, views[0].dtype
+    marks = embed(torch.tensor([sep_id, end_id], device=device)).to(dtype)  # [2, D]
+    seqs, places, where, which = [], [], [], []
+    for ids, tiles, kept in zip(questions, views, keep, strict=True):
+        n, q, _ = tiles.shape
+        text = embed(torch.tensor(list(ids), dtype=torch.long, device=device)).to(dtype)
+        first = len(ids)
+        pieces, place = [text], list(range(first))
+        at: list[int] = []
+        token = torch.nonzero(kept.reshape(-1)).flatten()  # [K] kept tokens, tile-major
+        for i in range(n):
+            if i:
+                pieces.append(marks[:1])
+                place.append(first + i * (q + 1) - 1)
+            pieces.append(tiles[i][kept[i]])
+            at += range(len(place), len(place) + int(kept[i].sum()))
+            place += (first + i * (q + 1) + torch.nonzero(kept[i]).flatten()).tolist()
+        pieces.append(marks[1:])
+        place.append(first + n * (q + 1) - 1)
+        seqs.append(torch.cat(pieces))  # [L_i, D]
+        places.append(place)
+        where.append(at)
+        which.append(token)
+    b = len(seqs)
+    width = max(x.shape[0] for x in seqs)
+    most = max(1, max(len(at) for at in where))
+    inputs = torch.zeros(b, width, seqs[0].shape[-1], device=device, dtype=dtype)
+    mask = torch.zeros(b, width, dtype=torch.long, device=device)
+    positions = torch.zeros(b, width, dtype=torch.long, device=device)
+    visual = torch.zeros(b, most, dtype=torch.long, device=device)
+    token = torch.zeros(b, most, dtype=torch.long, device=device)
+    valid = torch.zeros(b, most, dtype=torch.bool, device=device)
+    for i, (seq, place, at) in enumerate(zip(seqs, places, where, strict=True)):
+        length = seq.shape[0]
+        inputs[i, :length] = seq
+        mask[i, :length] = 1
+        positions[i, :length] = torch.tensor(place, device=device)
+        positions[i, length:] = place[-1] + 1
+        visual[i, : len(at)] = torch.tensor(at, dtype=torch.long, device=device)
+        token[i, : len(at)] = which[i]
+        valid[i, : len(at)] = True
+    end_at = mask.sum(1) - 1
+    tokens = max(v.shape[0] * v.shape[1] for v in views)
+    return PointerBatch(inputs, mask, positions, visual, token, valid, end_at, tokens)
+
+
+def hidden_states(language_model: nn.Module, batch: PointerBatch) -> torch.Tensor:
+    """The body of a ``...ForCausalLM`` (no LM head): ``[B, L, D]`` -> ``[B, L, D]``."""
+    body = language_model.get_decoder()
+    return body(
+        inputs_embeds=batch.inputs, attention_mask=batch.mask, position_ids=batch.positions
+    ).last_hidden_state
+
+
+def slot_position(index: int, grid: SlotGrid) -> tuple[int, int]:
+    """Slot index in a row of tiles (tile-major, then token-major) -> (row, column) of the
+    row's slot grid ``[R, C * tiles]``."""
+    tile, rest = divmod(index, grid.out_grid**2 * grid.per_token)
+    token, sub = divmod(rest, grid.per_token)
+    gy, gx = divmod(token, grid.out_grid)
+    ty, tx = divmod(sub, grid.token_cols)
+    return gy * grid.token_rows + ty, tile * grid.slot_cols + gx * grid.token_cols + tx
+
+
+def slot_index(row: int, col: int, grid: SlotGrid) -> int:
+    """(row, column) of a row's slot grid -> slot index (``slot_position``'s inverse)."""
+    tile, col = divmod(col, grid.slot_cols)
+    gy, ty = divmod(row, grid.token_rows)
+    gx, tx = divmod(col, grid.token_cols)
+    token = gy * grid.out_grid + gx
+    return (tile * grid.out_grid**2 + token) * grid.per_token + ty * grid.token_cols + tx
+
+
+def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor,
+              grid: SlotGrid) -> Span:  # fmt: skip
+    """One row of tiles' answer from its start and end logits ``[N*S + 1]`` and its read
+    slot classes ``[R, C * tiles]``.
+
+    "Not here" (the last logit) wins when it takes at least half of the start and end
+    probability. Otherwise the answer is the text with the most probability among the
+    pairs of likely starts and ends: neighbouring slots often give the same text (a blank
+    slot before the first character reads as nothing), so their mass is pooled. Its
+    log-probability: that the answer is here, times the text's share of the pooled mass.
+    """
+    classes = classes.cpu()  # read slot by slot below: no device round trip per slot
+    slots = classes.shape[1] // grid.slot_cols * grid.out_grid**2 * grid.per_token
+    ps, pe = start.float().cpu().softmax(-1), end.float().cpu().softmax(-1)
+    null = float(ps[-1] + pe[-1]) / 2
+    k = min(TOP_K, slots)
+    mass: dict[str, float] = {}
+    boxes: dict[str, tuple[float, tuple[float, float, float, float] | None]] = {}
+    for i in ps[:slots].topk(k).indices.tolist():
+        for j in pe[:slots].topk(k).indices.tolist():
+            (r0, c0), (r1, c1) = slot_position(i, grid), slot_position(j, grid)
+            if abs(r1 - r0) > MAX_SPAN_ROWS:
+                continue
+            read: SpanText = span_text(classes, (r0, c0), (r1, c1), grid)
+            if not read.text:
+                continue
+            p = float(ps[i] * pe[j])
+            mass[read.text] = mass.get(read.text, 0.0) + p
+            if p > boxes.get(read.text, (-1.0, None))[0]:
+                boxes[read.text] = (p, read.box)
+    null_logprob = math.log(max(null, 1e-12))
+    if not mass or null >= 0.5:
+        return Span(None, null_logprob, None, null_logprob)
+    text = max(mass, key=mass.__getitem__)
+    share = mass[text] / sum(mass.values())
+    return Span(text, math.log(max(1e-12, (1 - null) * share)), boxes[text][1], null_logprob)
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """A page's read-out: slot classes per tile row ``[R, C * cols]``, the re-embedded
+    tokens ``[tiles, Q, D]`` and which of them have print ``[tiles, Q]``."""
+
+    rows: tuple[torch.Tensor, ...]
+    tokens: torch.Tensor
+    keep: torch.Tensor
+
+
+def read_page(head: PointerHead, packed: torch.Tensor, rows: int, cols: int) -> PageRead:
+    """Packed views of a page ``[V, Q, D]`` (tiles row-major, then the global view) ->
+    its ``PageRead``; only tokens with print are re-embedded."""
+    tiles = packed[: rows * cols]
+    logits = head.read(tiles)  # [tiles, Q, S, K]
+    classes = logits.argmax(-1)  # [tiles, Q, S]
+    keep = (classes != BLANK).any(-1)  # [tiles, Q]
+    tokens = torch.zeros(*tiles.shape[:2], tiles.shape[-1], device=tiles.device)
+    if bool(keep.any()):
+        tokens[keep] = head.tokens(logits[keep])
+    grid = head.grid
+    per_row = tuple(
+        torch.cat(list(grid.to_grid(classes[r * cols : (r + 1) * cols])), dim=1)
+        for r in range(rows)
+    )
+    return PageRead(per_row, tokens, keep)
+
+
+def point_pages(language_model: nn.Module, head: PointerHead,
+                asks: Sequence[tuple[Sequence[int], PageRead, int]], end_id: int, sep_id: int,
+                rows_per_batch: int = 16) -> list[list[Span]]:  # fmt: skip
+    """For each ``(question ids, page read-out, cols)``: the best ``Span`` of every tile row
+    (rows without print say "not here" without running). Rows of all pages share the
+    language model's batches."""
+    jobs = []  # (ask, row)
+    for a, (_, read, cols) in enumerate(asks):
+        for r in range(len(read.rows)):
+            if bool(read.keep[r * cols : (r + 1) * cols].any()):
+                jobs.append((a, r))
+    out: list[list[Span]] = [
+        [Span(None, 0.0) for _ in range(len(read.rows))] for _, read, _ in asks
+    ]
+    for i in range(0, len(jobs), rows_per_batch):
+        chunk = jobs[i : i + rows_per_batch]
+        ids, views, keep = [], [], []
+        for a, r in chunk:
+            question, read, cols = asks[a]
+            part = slice(r * cols, (r + 1) * cols)
+            ids.append(question)
+            views.append(read.tokens[part].to(head.null.weight.dtype))
+            keep.append(read.keep[part])
+        batch = pointer_inputs(language_model, ids, views, keep, end_id, sep_id)
+        start, end = head.scores(hidden_states(language_model, batch), batch)
+        for k, (a, r) in enumerate(chunk):
+            classes = asks[a][1].rows[r]
+            width = classes.shape[1] // head.grid.slot_cols * head.grid.out_grid**2
+            n = width * head.grid.per_token
+            s = torch.cat([start[k, :n], start[k, -1:]])
+            e = torch.cat([end[k, :n], end[k, -1:]])
+            out[a][r] = best_span(s, e, classes, head.grid)
+    return out
+
+
+def page_answer(spans: Sequence[Span], tile: int, fit: tuple[int, int]) -> Span:
+    """The page's answer from its rows' spans: the most probable one found, its box as
+    fractions of the page (``fit``: the page's size on the tile canvas, height and
+    width); with none found, "not found" with the log-probability that no row has it."""
+    found = [(r, s) for r, s in enumerate(spans) if s.text is not None]
+    if not found:
+        return Span(None, sum(s.null_logprob for s in spans))
+    r, best = max(found, key=lambda item: item[1].logprob)
+    box = None
+    if best.box is not None:
+        x0, y0, x1, y1 = best.box
+        h, w = fit
+        box = (
+            round(min(1.0, x0 / w), 4),
+            round(min(1.0, (y0 + r * tile) / h), 4),
+            round(min(1.0, x1 / w), 4),
+            round(min(1.0, (y1 + r * tile) / h), 4),
+        )
+    return Span(best.text, best.logprob, box, best.null_logprob)
