@@ -66,7 +66,7 @@ def held_out_questions(folder: Path, docs: int, seed: int = SEED) -> list[dict]:
 
 def save_scan(page, path: Path, rng: random.Random) -> None:
     """The page rendered at ``SCAN_DPI`` and damaged like a scan, as a JPEG."""
-    from tpdoc.documents.pages import rasterise_pdf_page
+    from tpdoc.documents.pdf import rasterise_pdf_page
     from tpdoc.synth.render import degrade
 
     scale = SCAN_DPI / 72
@@ -133,7 +133,7 @@ def read_cer(model, count: int, seed: int = SEED, *, single_lines: bool = False
     from tpdoc.train.glyphs import GlyphGrid
     from tpdoc.train.lines import line_runs, white_value
     from tpdoc.train.qa import READ_QUESTION, make_sample
-    from tpdoc.train.run_qa import single_tile_plan
+    from tpdoc.train.qa_losses import single_tile_plan
 
     rng = random.Random(f"accuracy-{'lines' if single_lines else 'tiles'}/{seed}")
     tiling = model.config.tiling

@@ -11,7 +11,8 @@ import torch
 
 from tests.conftest import make_pdf, tiny_model_config
 from tpdoc.answering.budget import inspect_document
-from tpdoc.answering.qa import DocumentQA, ask, check_document
+from tpdoc.answering.preflight import check_document
+from tpdoc.answering.qa import DocumentQA, ask
 from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
 from tpdoc.answering.streaming import STAGES
 from tpdoc.errors import EncryptedDocumentError, PageSpecError, UsageError
@@ -192,6 +193,17 @@ def test_check_document_checks_scale_and_budget_against_the_model(model, docs, t
     # The page spec still comes first: a bad one is named before the model is read.
     with pytest.raises(PageSpecError):
         check_document(one, AskOptions(pages="2", budget=3), "no-such-model")
+
+
+def test_more_tiles_than_the_loaded_cap_are_refused_before_any_work(model, docs, tiny_model_dir):
+    cap = model.config.max_tiles
+    above = min(n for n in (9, 16, 25) if n > cap)
+    message = f"--max-tiles {above}: model .* at most {cap} tiles; ask with --max-tiles {cap}"
+    with pytest.raises(UsageError, match=message):
+        DocumentQA(model, cache=False).ask(docs / "one.pdf", QUESTION, max_tiles=above)
+    with pytest.raises(UsageError, match=f"--max-tiles {above}: model .* at most {cap} tiles"):
+        check_document(docs / "one.pdf", AskOptions(max_tiles=above), tiny_model_dir)
+    assert check_document(docs / "one.pdf", AskOptions(max_tiles=cap), tiny_model_dir) == 1
 
 
 def test_a_question_holding_the_image_placeholder_is_a_usage_error(model, docs):

@@ -27,13 +27,14 @@ def sample_lines(model, pdf: Path, number: int, count: int, return_views: bool =
     visual tokens ``[Q, D]``, with the printed text (from the PDF, for checking only)."""
     import pymupdf
 
-    from tpdoc.documents.pages import PDF_POINTS_PER_INCH, PLAN_DPI
-    from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+    from tpdoc.documents.pages import PLAN_DPI
+    from tpdoc.documents.pdf import PDF_POINTS_PER_INCH
+    from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
     from tpdoc.documents.tiling import plan_page, tile_pixels
     from tpdoc.synth.render import glyphs
     from tpdoc.train.lines import keep_box, white_value
     from tpdoc.train.qa import tile_lines
-    from tpdoc.train.run_qa import single_tile_plan
+    from tpdoc.train.qa_losses import single_tile_plan
 
     tiling = model.config.tiling
     with pymupdf.open(pdf) as doc:
@@ -72,7 +73,7 @@ def test_the_shipped_model_reads_the_pixels_of_the_sample_lines():
 
     model = load_model(EMBEDDED_DIR / DEFAULT_MODEL)
     if model.pointer is None:
-        from tpdoc.train.run_qa import looking_gain
+        from tpdoc.train.qa_eval import looking_gain
 
         lines = sample_lines(model, SAMPLES / "report.pdf", 1, 12)
         assert looking_gain(model, lines) > 0.5  # nats per character

@@ -14,21 +14,23 @@ from PIL import Image
 
 from tpdoc.documents.pages import open_document
 from tpdoc.errors import UsageError
-from tpdoc.synth.samples import (
+from tpdoc.synth.sample_content import (
     QA,
-    QUESTIONS_FILE,
-    README_FILE,
     RECEIPT_COLUMNS,
     RECEIPT_FILE,
     REPORT_FILE,
     build_receipt,
     build_report,
+    money,
+    report_questions,
+)
+from tpdoc.synth.sample_layouts import receipt_pdf
+from tpdoc.synth.samples import (
+    QUESTIONS_FILE,
+    README_FILE,
     main,
     make_receipt_image,
     make_report_pdf,
-    money,
-    receipt_pdf,
-    report_questions,
     write_samples,
 )
 

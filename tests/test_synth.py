@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
 from tpdoc.synth import values as V
 from tpdoc.synth.fonts import HELD_OUT_FAMILIES, faces_for
 from tpdoc.synth.layouts import KINDS, make_document
@@ -114,20 +114,20 @@ def test_convnet_config_errors_show_values():
 
 
 def test_boxed_field_layout_is_held_out_from_training(monkeypatch):
-    import tpdoc.synth.layouts as layouts
+    import tpdoc.synth.blocks as blocks
 
     drawn: list[str] = []
-    original = layouts.boxed_fields
+    original = blocks.boxed_fields
 
     def spy(pen, items):
         drawn.append(pen.s.split)
         original(pen, items)
 
-    monkeypatch.setattr(layouts, "boxed_fields", spy)
+    monkeypatch.setattr(blocks, "boxed_fields", spy)
     rng = random.Random(7)
     for split in ("train", "eval"):
         for _ in range(15):
-            synth = layouts.make_document(rng, kind="form", split=split)
+            synth = make_document(rng, kind="form", split=split)
             synth.doc.close()
     assert "eval" in drawn and "train" not in drawn
 

@@ -61,7 +61,7 @@ def test_text_lines_carry_their_boxes_in_tile_pixels():
 
 
 def test_a_tile_without_lines_gives_an_unguided_answer_not_a_crash():
-    from tpdoc.train.run_qa import answer_line
+    from tpdoc.train.qa_losses import answer_line
 
     assert joined([]).text == ""
     line = answer_line([], "42.00")
@@ -136,7 +136,7 @@ def test_every_tile_is_read_and_single_tile_questions_stay_inside_their_tile():
 def test_a_few_steps_reduce_the_loss_on_one_page():
     from tests.conftest import make_tokenizer
     from tpdoc.model.document_model import DocumentModel
-    from tpdoc.train.run_qa import step_loss
+    from tpdoc.train.qa_losses import step_loss
 
     torch.manual_seed(0)
     config = tiny_conv_config()
@@ -216,7 +216,8 @@ def test_saved_model_round_trips_with_identical_outputs(tmp_path, tiny_tokenizer
 
 def test_glyph_stage_trains_saves_and_inits_a_tower(tmp_path):
     from tpdoc.model.document_model import build_vision_tower
-    from tpdoc.train.run_glyphs import load_tower, train_glyphs
+    from tpdoc.train.run_glyphs import train_glyphs
+    from tpdoc.train.stage_files import load_tower
 
     config = tiny_conv_config()
     out = tmp_path / "glyphs"
@@ -323,7 +324,7 @@ def test_qa_stage_continues_from_a_saved_model(tmp_path):
 
 def test_packed_labels_match_labelling_each_packed_region_directly():
     from tpdoc.train.glyphs import label_crop
-    from tpdoc.train.run_qa import packed_labels
+    from tpdoc.train.packed_glyphs import packed_labels
 
     rng = random.Random(0)
     found = [Glyph(chr(65 + i % 26), (x, y, x + 3, y + 5))

@@ -21,7 +21,8 @@ from tpdoc.answering.streaming import Stopwatch, TokenStream
 from tpdoc.errors import UsageError
 
 if TYPE_CHECKING:
-    from tpdoc.answering.qa import DocumentQA, EncodedPage, PageCallback
+    from tpdoc.answering.jobs import EncodedPage, PageCallback
+    from tpdoc.answering.qa import DocumentQA
 
 # Prompt tokens kept free for questions when pages are planned (the template, the
 # question, and what the model's context must keep for the answer come on top).

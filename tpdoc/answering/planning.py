@@ -89,6 +89,13 @@ def plan_within(
     )
 
 
+def overview_tokens(geometry: Geometry) -> int:
+    """Visual tokens of the cheapest rung: one tile holding a whole page (any page size
+    gives the same count), at the geometry's scale."""
+    tile = geometry.tile_size
+    return _plan(1, tile, tile, geometry, SINGLE_TILE, geometry.scale).visual_tokens
+
+
 def ladder(geometry: Geometry, scales: Sequence[int] = ()) -> list[tuple[int, int]]:
     """(cap, scale) pairs from the richest to the cheapest, none richer than asked."""
     usable = sorted({s for s in (*scales, geometry.scale) if s >= geometry.scale})

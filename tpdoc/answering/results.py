@@ -22,6 +22,9 @@ SCALES = (2, 3, 4)
 TIMING_DIGITS = 4
 CONFIDENCE_DIGITS = 4
 NOT_FOUND = "not found"  # the answer when the document does not say
+# Documents with more pages than this are ranked by each page's overview first, and only
+# this many of the best are read in full (tpdoc.answering.shortlist); 0 reads every page.
+DEFAULT_SHORTLIST = 3
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class AskOptions:
     budget: int | None = None  # most visual tokens per page
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     password: str | None = None
-    all_pages: bool = False  # report every page's answer, not only the best
+    all_pages: bool = False  # ask and report every page, not only the best
+    shortlist: int = DEFAULT_SHORTLIST  # pages read in full after ranking; 0: every page
 
     def __post_init__(self) -> None:
         if self.max_tiles is not None and self.max_tiles not in GRID_CANDIDATES:
@@ -51,6 +55,8 @@ class AskOptions:
             raise UsageError(f"--budget must be a positive number of tokens, got {self.budget}")
         if self.max_new_tokens < 1:
             raise UsageError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+        if self.shortlist < 0:
+            raise UsageError(f"--shortlist must be 0 or more pages, got {self.shortlist}")
         if self.dpi is not None and not self.dpi > 0:
             raise UsageError(f"--dpi must be positive, got {self.dpi}")
 
@@ -131,6 +137,22 @@ class TokenUse:
 
 
 @dataclass(frozen=True)
+class Shortlist:
+    """How a long document was read: every page ranked by its overview, a few in full."""
+
+    ranked: int  # pages asked as one overview tile each
+    read: tuple[int, ...]  # the pages then read at full resolution
+    overview_tokens: int  # visual tokens the ranking pass took (in TokenUse too)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ranked": self.ranked,
+            "read": list(self.read),
+            "overview_tokens": self.overview_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class AnswerResult:
     """The answer to one question: the most confident page's, with every page's too."""
 
@@ -149,6 +171,7 @@ class AnswerResult:
     # The limit the pages were planned to fit: "budget" (--budget), "context" (what the
     # model's context leaves after the prompt and the answer), or None (nothing limits).
     limited_by: str | None = None
+    shortlist: Shortlist | None = None  # set when a long document was ranked first
 
     @property
     def best(self) -> PageAnswer:
@@ -171,6 +194,7 @@ class AnswerResult:
             "scale": best.scale,
             "budget": self.budget,
             "limited_by": self.limited_by,
+            "shortlist": self.shortlist.to_json() if self.shortlist is not None else None,
         }
 
 

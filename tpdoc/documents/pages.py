@@ -9,14 +9,12 @@ size. PDF pages are rasterised once, directly at the requested size (never rende
 and scaled down). ``iter_pages`` yields ``Page``s lazily, so a 500-page PDF never sits in
 memory; ``parse_page_spec`` turns ``"1,3-5"`` into page numbers.
 
-Every failure a user can cause is a ``tpdoc.errors.DocumentError`` whose message starts
-with the file's path; no raw pymupdf or Pillow exception escapes for a bad input.
-
-Damaged PDFs: pymupdf silently repairs many broken files. A repaired PDF is accepted
-when its pages load and render (``Document.repaired`` tells the caller), except a
-*truncated* one: repaired and without the ``%%EOF`` marker in its last
-``PDF_EOF_WINDOW`` bytes. Cut files lose their last pages, which pymupdf then renders
-blank at a default size instead of failing, so they are refused as corrupt.
+This module sniffs the format, checks page numbers, sizes and the pixel cap, and wraps
+a page source: ``tpdoc.documents.pdf`` reads PDFs (and refuses truncated ones;
+``Document.repaired`` says pymupdf had to repair the file), ``tpdoc.documents.images``
+reads image files. Every failure a user can cause is a ``tpdoc.errors.DocumentError``
+whose message starts with the file's path; no raw pymupdf or Pillow exception escapes
+for a bad input.
 """
 
 from __future__ import annotations
@@ -24,19 +22,17 @@ from __future__ import annotations
 import operator
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from tpdoc.documents.images import open_image_source
+from tpdoc.documents.pdf import open_pdf_source
 from tpdoc.errors import (
     CorruptDocumentError,
     DocumentError,
     DocumentNotFoundError,
-    EmptyDocumentError,
-    EncryptedDocumentError,
     ImageTooLargeError,
     NotAFileError,
     PageSpecError,
@@ -49,20 +45,14 @@ if TYPE_CHECKING:
 
 # The grid is chosen for a PDF page as it would be rasterised at this resolution.
 PLAN_DPI: float = 144.0
-# A PDF user-space unit is 1/72 inch.
-PDF_POINTS_PER_INCH: float = 72.0
-# Images without resolution information are reported at this DPI (informational only).
-DEFAULT_IMAGE_DPI: float = 72.0
 # Pixel cap per page. Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89,478,485) and
 # refuses above twice that; this is that refusal threshold.
 MAX_IMAGE_PIXELS: int = 178_956_970
 
-# A PDF header may follow up to this many bytes of junk; ``%%EOF`` must lie within this
-# many bytes of the end (PDF 32000-1, 7.5.2 and 7.5.5; readers search the same windows).
+# A PDF header may follow up to this many bytes of junk (PDF 32000-1, 7.5.2; readers
+# search the same window).
 PDF_HEADER_WINDOW: int = 1024
-PDF_EOF_WINDOW: int = 1024
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
-PDF_EOF_MARKER = b"%%EOF"
 
 # Magic bytes -> Pillow format name. Only these image formats are read; a file whose
 # content starts with one of them is an image of that format, whatever its name.
@@ -77,30 +67,10 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 WEBP_RIFF, WEBP_FORM, WEBP_FORM_OFFSET = b"RIFF", b"WEBP", 8
 SNIFF_BYTES = max(PDF_HEADER_WINDOW, WEBP_FORM_OFFSET + len(WEBP_FORM))
-# Pillow may hand a JPEG with several pictures (phones, cameras) to its MPO plugin.
-PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
-    "PNG": ("PNG",),
-    "JPEG": ("JPEG", "MPO"),
-    "TIFF": ("TIFF",),
-    "WEBP": ("WEBP",),
-    "BMP": ("BMP",),
-}
-MULTI_PAGE_FORMATS = frozenset({"TIFF"})
 SUPPORTED_FORMATS = "PDF, PNG, JPEG, TIFF, WebP, BMP"
 # The usual names of those formats, for callers that list or glob folders; opening a file
 # never looks at its name except to word the error for a "*.pdf" that is not a PDF.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
-
-# Transparent pixels of documents are composited onto paper white.
-PAPER_WHITE = (255, 255, 255)
-# 16-bit (and 32-bit integer) greyscale scans are reduced to 8 bits by this right shift.
-SIXTEEN_TO_EIGHT_BITS = 8
-WIDE_INTEGER_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
-EXIF_ORIENTATION_TAG = 0x0112
-EXIF_TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # rotated by 90 or 270 degrees
-
-# What Pillow raises for damaged image data (UnidentifiedImageError is an OSError).
-PIL_DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError, EOFError)
 
 PAGE_SPEC_ALL = "all"
 _SPEC_SINGLE = re.compile(r"[0-9]+", re.ASCII)
@@ -131,7 +101,8 @@ class Page:
 
 
 class _Source(Protocol):
-    """What a document backend does; ``Document`` checks numbers and sizes first."""
+    """What a document backend (``pdf``, ``images``) does; ``Document`` checks numbers and
+    sizes first."""
 
     page_count: int
 
@@ -260,9 +231,18 @@ def open_document(
     head = _read_head(Path(path), name)
     image_format = _sniff_image(head)
     if image_format is not None:
-        return _open_image(Path(path), name, image_format, max_pixels)
+        image = open_image_source(Path(path), name, image_format, max_pixels)
+        return Document(
+            Path(path), kind="image", format=image_format, dpi=image.dpi, source=image,
+            max_pixels=max_pixels,
+        )  # fmt: skip
     if _PDF_HEADER.search(head[:PDF_HEADER_WINDOW]):
-        return _open_pdf(Path(path), name, password, PLAN_DPI if dpi is None else dpi, max_pixels)
+        pdf_dpi = PLAN_DPI if dpi is None else dpi
+        pdf = open_pdf_source(Path(path), name, password, pdf_dpi)
+        return Document(
+            Path(path), kind="pdf", format="PDF", dpi=pdf_dpi, source=pdf, max_pixels=max_pixels,
+            repaired=pdf.repaired,
+        )  # fmt: skip
     if Path(path).suffix.lower() == ".pdf":
         raise CorruptDocumentError(name, "not a PDF (no %PDF header)")
     raise UnsupportedFormatError(
@@ -367,249 +347,3 @@ def _sniff_image(head: bytes) -> str | None:
     if head.startswith(WEBP_RIFF) and form == WEBP_FORM:
         return "WEBP"
     return None
-
-
-# --------------------------------------------------------------------------------- PDF
-
-
-def _pdf_errors() -> tuple[type[BaseException], ...]:
-    """What pymupdf raises for damaged input: FileDataError (a RuntimeError), MuPDF's
-    own ``FzError*`` classes, and ValueError (e.g. 'page not in document')."""
-    import pymupdf
-
-    return (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
-
-
-def _open_pdf(path: Path, name: str, password: str | None, dpi: float, max_pixels: int) -> Document:
-    import pymupdf
-
-    try:
-        pdf = pymupdf.open(path, filetype="pdf")
-    except _pdf_errors() as exc:
-        raise CorruptDocumentError(
-            name, "damaged PDF that cannot be opened, even repaired"
-        ) from exc
-    try:
-        if pdf.needs_pass:
-            if password is None:
-                raise EncryptedDocumentError(
-                    name, "encrypted PDF and no password given; pass the password with --password"
-                )
-            if not pdf.authenticate(password):
-                raise EncryptedDocumentError(name, "wrong password for this encrypted PDF")
-        if pdf.is_repaired and _lacks_eof_marker(path):
-            raise CorruptDocumentError(
-                name,
-                f"truncated PDF: its end ({PDF_EOF_MARKER.decode()} and cross-reference data) is "
-                "missing, so pages may be lost or blank; the file is probably an incomplete "
-                "download or copy",
-            )
-        if pdf.page_count == 0:
-            if pdf.is_repaired:
-                raise CorruptDocumentError(name, "damaged PDF: no page could be recovered")
-            raise EmptyDocumentError(name, "the PDF has no pages")
-    except BaseException:
-        pdf.close()
-        raise
-    source = _PdfSource(pdf, name, dpi)
-    return Document(
-        path, kind="pdf", format="PDF", dpi=dpi, source=source, max_pixels=max_pixels,
-        repaired=bool(pdf.is_repaired),
-    )  # fmt: skip
-
-
-def _lacks_eof_marker(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - PDF_EOF_WINDOW))
-        return PDF_EOF_MARKER not in handle.read()
-
-
-def rasterise_pdf_page(page: Any, size: tuple[int, int]) -> Image.Image:
-    """A pymupdf page as an RGB image of exactly ``size`` (width, height), in one render
-    with x and y scaled independently (also what training data is rendered with)."""
-    import pymupdf
-    from PIL import Image
-
-    width, height = size
-    matrix = pymupdf.Matrix(width / page.rect.width, height / page.rect.height)
-    pixmap = page.get_pixmap(matrix=matrix, colorspace=pymupdf.csRGB, alpha=False)
-    image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
-    if image.size != (width, height):  # MuPDF rounds the page box; never seen off by > 1 px
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return image
-
-
-class _PdfSource:
-    def __init__(self, pdf: Any, name: str, dpi: float) -> None:
-        self._pdf = pdf  # pymupdf.Document
-        self._name = name
-        self._dpi = dpi
-        self.page_count: int = pdf.page_count
-
-    def _page(self, number: int) -> Any:
-        """pymupdf.Page ``number`` with a usable page box, or CorruptDocumentError."""
-        try:
-            page = self._pdf.load_page(number - 1)
-            rect = page.rect
-        except _pdf_errors() as exc:
-            raise CorruptDocumentError(self._name, f"page {number} cannot be read ({exc})") from exc
-        if not (rect.width > 0 and rect.height > 0):
-            raise CorruptDocumentError(self._name, f"page {number} has an empty page box ({rect})")
-        return page
-
-    def size(self, number: int) -> tuple[int, int]:
-        rect = self._page(number).rect
-        scale = self._dpi / PDF_POINTS_PER_INCH
-        return max(1, round(rect.width * scale)), max(1, round(rect.height * scale))
-
-    def render(self, number: int, size: tuple[int, int]) -> Image.Image:
-        page = self._page(number)
-        try:
-            return rasterise_pdf_page(page, size)
-        except _pdf_errors() as exc:
-            raise CorruptDocumentError(
-                self._name, f"page {number} cannot be rendered ({exc})"
-            ) from exc
-
-    def close(self) -> None:
-        self._pdf.close()
-
-
-# ------------------------------------------------------------------------------- images
-
-
-def _open_image(path: Path, name: str, image_format: str, max_pixels: int) -> Document:
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise DocumentError(name, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        source = _ImageSource(handle, name, image_format)
-        for number in range(1, source.page_count + 1):
-            width, height = source.size(number)
-            if width * height > max_pixels:
-                where = f"frame {number}: " if source.page_count > 1 else ""
-                raise ImageTooLargeError(
-                    name,
-                    f"{where}{width}x{height} = {width * height:,} pixels exceeds the limit "
-                    f"of {max_pixels:,} (a possible decompression bomb); scale the image "
-                    "down to use it",
-                )
-    except BaseException:
-        handle.close()
-        raise
-    return Document(
-        path, kind="image", format=image_format, dpi=source.dpi, source=source,
-        max_pixels=max_pixels,
-    )  # fmt: skip
-
-
-class _ImageSource:
-    """An image file kept open; each render decodes one frame afresh and keeps nothing."""
-
-    def __init__(self, handle: Any, name: str, image_format: str) -> None:
-        self._handle = handle
-        self._name = name
-        self._format = image_format
-        first = self._open()
-        with self._pillow("the frame list"):
-            frames = getattr(first, "n_frames", 1) if image_format in MULTI_PAGE_FORMATS else 1
-        self.page_count: int = frames
-        self.dpi: float = _image_dpi(first.info)
-        self._sizes: list[tuple[int, int]] = []
-        for number in range(1, frames + 1):
-            frame = self._frame(first, number)
-            width, height = frame.size
-            if self._orientation(frame) in EXIF_TRANSPOSED_ORIENTATIONS:
-                width, height = height, width
-            self._sizes.append((width, height))
-
-    @contextmanager
-    def _pillow(self, what: str) -> Iterator[None]:
-        """Pillow's errors as typed errors about ``what``; its bomb warning silenced, as
-        ``max_pixels`` replaces it (its hard limit, twice the warning's, still applies)."""
-        from PIL import Image
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                yield
-        except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(
-                self._name, f"{what}: Pillow refuses it as a possible decompression bomb ({exc})"
-            ) from exc
-        except PIL_DECODE_ERRORS as exc:
-            raise CorruptDocumentError(
-                self._name, f"{what}: damaged {self._format} data ({exc})"
-            ) from exc
-
-    def _open(self) -> Image.Image:
-        """Parse the header only; no pixel is decoded."""
-        from PIL import Image
-
-        self._handle.seek(0)
-        with self._pillow(f"{self._format} header"):
-            return Image.open(self._handle, formats=PILLOW_FORMATS[self._format])
-
-    def _frame(self, image: Image.Image, number: int) -> Image.Image:
-        if self.page_count > 1:
-            with self._pillow(f"page {number} (frame {number})"):
-                image.seek(number - 1)
-        return image
-
-    def _orientation(self, frame: Image.Image) -> int:
-        if self._format == "PNG" and "exif" not in frame.info:
-            return 1  # an eXIf chunk after the pixels: Pillow would decode them to find it
-        try:
-            return int(frame.getexif().get(EXIF_ORIENTATION_TAG, 1))
-        except PIL_DECODE_ERRORS + (TypeError,):
-            return 1  # unreadable EXIF: keep the pixels as stored
-
-    def size(self, number: int) -> tuple[int, int]:
-        return self._sizes[number - 1]
-
-    def render(self, number: int, size: tuple[int, int]) -> Image.Image:
-        from PIL import Image, ImageOps
-
-        frame = self._frame(self._open(), number)
-        upright = self._orientation(frame) == 1  # read as for the nominal size
-        with self._pillow(f"page {number}"):
-            frame.load()
-            image = _to_rgb(frame if upright else ImageOps.exif_transpose(frame))
-        # ``frame`` (the decoded pixels) is dropped on return. Not ``frame.close()``: that
-        # would close the shared file handle too.
-        if image.size != size:
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        return image
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def _image_dpi(info: dict[str, Any]) -> float:
-    """The file's horizontal resolution, or ``DEFAULT_IMAGE_DPI`` if absent or unusable."""
-    try:
-        dpi = float(info.get("dpi", (DEFAULT_IMAGE_DPI,))[0])
-    except (TypeError, ValueError, IndexError):
-        return DEFAULT_IMAGE_DPI
-    return dpi if dpi > 0 else DEFAULT_IMAGE_DPI  # also rejects NaN
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any decoded mode -> "RGB": transparency onto white, 16-bit greyscale to 8 bits."""
-    from PIL import Image
-
-    if image.mode in WIDE_INTEGER_MODES:
-        import numpy as np
-
-        wide = np.asarray(image).astype(np.int64)
-        eight = (np.clip(wide, 0, np.iinfo(np.uint16).max) >> SIXTEEN_TO_EIGHT_BITS).astype(
-            np.uint8
-        )
-        return Image.fromarray(eight).convert("RGB")  # uint8 [H, W] -> "L" -> "RGB"
-    if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGB", rgba.size, PAPER_WHITE)
-        paper.paste(rgba, mask=rgba.getchannel("A"))
-        return paper
-    return image.convert("RGB")

@@ -3,11 +3,13 @@
 In: whatever this machine offers: pymupdf's Base-14 fonts (always), the ``pymupdf-fonts``
 package and TrueType files of Debian font packages (when installed). Out: ``FontFace``s
 that can be inserted into a pymupdf page, grouped by family, with whole families kept out
-of training so evaluation measures reading in typefaces the model never saw.
+of training so evaluation measures reading in typefaces the model never saw, and a
+seeded choice of a regular and a bold face of one family (``choose_faces``).
 """
 
 from __future__ import annotations
 
+import random
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -123,3 +125,28 @@ def faces_for(split: str) -> tuple[FontFace, ...]:
         return tuple(f for f in faces if f.family not in HELD_OUT_FAMILIES)
     held = tuple(f for f in faces if f.family in HELD_OUT_FAMILIES)
     return held or tuple(f for f in faces if f.code in ("heit", "tiit", "coit"))
+
+
+def choose_faces(rng: random.Random, split: str, text_sample: str) -> tuple[FontFace, FontFace]:
+    """A regular and a bold face of one family that can print ``text_sample``."""
+    faces = faces_for(split)
+    for _ in range(20):
+        family = rng.choice(sorted({f.family for f in faces}))
+        members = [f for f in faces if f.family == family]
+        upright = [f for f in members if not _is_bold(f) and not _is_italic(f)]
+        regular = min(upright or members, key=lambda f: len(f.code))
+        bold = next((f for f in members if _is_bold(f)), regular)
+        if regular.has_glyphs(text_sample) and bold.has_glyphs(text_sample):
+            return regular, bold
+    base = [f for f in faces_for("train") if f.code in ("helv", "hebo")]
+    return base[0], base[-1]
+
+
+def _is_bold(face: FontFace) -> bool:
+    code = face.code.lower()
+    return ("bold" in code or code.endswith(("bo", "b")) or "-b" in code) and not _is_italic(face)
+
+
+def _is_italic(face: FontFace) -> bool:
+    code = face.code.lower()
+    return any(k in code for k in ("italic", "oblique", "it", "bi")) or code in ("coit", "heit")

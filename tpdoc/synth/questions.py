@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 from tpdoc.answering.results import NOT_FOUND
-from tpdoc.synth.layouts import Fact, SynthDoc
+from tpdoc.synth.pen import Fact, SynthDoc
 
 PARAPHRASES: dict[str, tuple[str, ...]] = {
     "invoice_number": (

@@ -1,10 +1,12 @@
-"""Damage synthetic pages like real scans, and read the characters' boxes for training.
+"""Make synthetic pages look like real inputs: scan damage, and the characters' boxes.
 
-In: a pymupdf page (rasterised with ``tpdoc.documents.pages.rasterise_pdf_page``, the same code that
-serves real PDFs), its pixel size and a ``random.Random``. Out: the page image degraded
-like a scan (slight rotation, blur, JPEG, noise, uneven paper), and the printed
-characters with their boxes in that image's pixel coordinates.
+In: a pymupdf page (rasterised with ``tpdoc.documents.pdf.rasterise_pdf_page``, the same
+code that serves real PDFs), its pixel size and a ``random.Random``. Out: the page image
+degraded like a scan (slight rotation, blur, JPEG, noise, uneven paper: ``degrade``, for
+training), and the printed characters with their boxes in that image's pixel coordinates.
 The boxes come from the PDF at training time only; nothing reads text at answer time.
+``scan`` gives a page one fixed, seeded scan look instead (a grey raster, paper tone,
+grain, tilt and blur set by a ``ScanLook``): the samples' receipt.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
+
+from tpdoc.errors import ConfigError
 
 MAX_ROTATION_DEG = 1.2
 JPEG_QUALITY = (35, 90)
@@ -94,3 +98,39 @@ def _rotate_boxes(boxes: list[Glyph], angle: float, size: tuple[int, int]) -> li
         hw, hh = (g.box[2] - g.box[0]) / 2, (g.box[3] - g.box[1]) / 2
         out.append(Glyph(g.char, (nx - hw, ny - hh, nx + hw, ny + hh)))
     return out
+
+
+@dataclass(frozen=True)
+class ScanLook:
+    """One scan look, the same for every page (only the grain and the tilt are seeded)."""
+
+    dpi: int  # raster resolution
+    paper_tone: int  # 8-bit grey of the paper (ink stays black)
+    grain_levels: int  # grain darkens each pixel by 0..grain_levels-1 grey levels
+    max_tilt_degrees: float
+    blur_radius: float  # pixels
+
+    def __post_init__(self) -> None:
+        if not 0 < self.paper_tone <= 255 or self.grain_levels < 1 or self.dpi < 1:
+            raise ConfigError(
+                f"ScanLook needs dpi >= 1, 0 < paper_tone <= 255 and grain_levels >= 1; got "
+                f"dpi={self.dpi}, paper_tone={self.paper_tone}, grain_levels={self.grain_levels}"
+            )
+
+
+def scan(page: Any, look: ScanLook, rng: random.Random) -> Image.Image:
+    """``page`` rasterised in grey at ``look.dpi``, then toned, grained, tilted (the
+    canvas grows to hold the corners) and softened."""
+    import pymupdf
+
+    pixmap = page.get_pixmap(dpi=look.dpi, colorspace=pymupdf.csGRAY, alpha=False)
+    image = Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
+    paper = image.point(lambda v: v * look.paper_tone // 255)
+    grain = Image.frombytes("L", paper.size, rng.randbytes(paper.width * paper.height))
+    grain = grain.point(lambda v: v * look.grain_levels // 256)
+    scanned = ImageChops.subtract(paper, grain)
+    tilt = rng.uniform(-look.max_tilt_degrees, look.max_tilt_degrees)
+    scanned = scanned.rotate(
+        tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=look.paper_tone
+    )
+    return scanned.filter(ImageFilter.GaussianBlur(look.blur_radius))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
 from tpdoc.model.readout import BLANK, readout_loss
 from tpdoc.synth.layouts import make_document
 from tpdoc.synth.render import degrade, glyphs

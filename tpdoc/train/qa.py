@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from tpdoc.documents.pages import PDF_POINTS_PER_INCH, PLAN_DPI
-from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pages import PLAN_DPI
+from tpdoc.documents.pdf import PDF_POINTS_PER_INCH
+from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
 from tpdoc.documents.tiling import TilePlan, TilingConfig, plan_page, tile_pixels
 from tpdoc.synth.layouts import make_document
 from tpdoc.synth.questions import questions_for

@@ -10,14 +10,12 @@ held-out glyph accuracy on fonts never trained on). Runs on CPU, one GPU or many
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
-from tpdoc.io import append_json_line, atomic_write_text
+from tpdoc.io import append_json_line
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import build_vision_tower
 from tpdoc.train.glyphs import (
@@ -27,23 +25,13 @@ from tpdoc.train.glyphs import (
     glyph_accuracy,
     glyph_loss,
 )
+from tpdoc.train.optim import GRAD_CLIP, warmup_cosine
+from tpdoc.train.stage_files import load_tower, save_module, save_progress, saved_step
 from tpdoc.weights.registry import load_config
 
-WARMUP_STEPS = 200
-NONE_WEIGHT = 0.2
-GRAD_CLIP = 1.0
+NONE_WEIGHT = 0.2  # of blank sub-cells in the glyph loss (stage 2 keeps the same)
 EVAL_CROPS = 64
 HEAD_FILE = "glyph_head.safetensors"  # saved beside the tower: stage 2 keeps the glyph loss
-
-
-def lr_lambda(total: int):
-    def f(step: int) -> float:
-        if step < WARMUP_STEPS:
-            return (step + 1) / WARMUP_STEPS
-        progress = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
 
 
 def train_glyphs(
@@ -77,12 +65,9 @@ def train_glyphs(
     head = GlyphHead(config.vision.hidden_size, grid)
     params = [*tower.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps))
+    scheduler = warmup_cosine(optimizer, steps)
     tiling = config.tiling
-    start = 0
-    progress_file = out / "progress.json"
-    if resume and progress_file.is_file():
-        start = json.loads(progress_file.read_text())["step"]
+    start = saved_step(out) if resume else 0
     stream = GlyphStream(
         seed * 1_000_003 + start,
         tiling.tile_size,
@@ -130,18 +115,6 @@ def train_glyphs(
     return metrics
 
 
-def load_tower(tower, path: Path) -> None:
-    """Strictly load ``vision.*`` weights (a saved tower, or a tpdoc model's file)."""
-    from tpdoc.weights.tensors import load_strict, read_safetensors
-
-    state = {
-        k[len("vision.") :]: v
-        for k, v in read_safetensors([path]).items()
-        if k.startswith("vision.")
-    }
-    load_strict(tower, state, str(path))
-
-
 def _take(stream: GlyphStream, n: int):
     for i, item in enumerate(stream):
         if i >= n:
@@ -164,18 +137,6 @@ def evaluate(tower, head, held_out, accelerator) -> tuple[float, float]:
     return correct / max(1, total), false_alarm / max(1, empty)
 
 
-def save_module(module, target: Path, prefix: str = "") -> None:
-    """A module's weights as fp32 safetensors (keys under ``prefix``), written atomically."""
-    from safetensors.torch import save_file
-
-    state = {
-        f"{prefix}{k}": v.detach().float().contiguous() for k, v in module.state_dict().items()
-    }
-    tmp = target.with_name(target.name + ".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(target)
-
-
 def save_glyph_head(head, target: Path) -> None:
     """The glyph classifier's weights (training only, not shipped)."""
     save_module(head, target)
@@ -185,4 +146,4 @@ def save(accelerator, tower, head, out: Path, step: int) -> None:
     accelerator.save_state(str(out / "state"))
     save_glyph_head(accelerator.unwrap_model(head), out / HEAD_FILE)
     save_module(accelerator.unwrap_model(tower), out / "tower.safetensors", prefix="vision.")
-    atomic_write_text(out / "progress.json", json.dumps({"step": step}))
+    save_progress(out, step)

@@ -17,7 +17,6 @@ tower, packer and read-out frozen as stage R left them.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -32,8 +31,9 @@ from tpdoc.model.document_model import DocumentModel
 from tpdoc.model.pointer import best_span, hidden_states, pointer_inputs
 from tpdoc.model.readout import BLANK, NUM_CLASSES, SlotGrid
 from tpdoc.train import run_read
-from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
+from tpdoc.train.optim import GRAD_CLIP, warmup_cosine
 from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, span_sample
+from tpdoc.train.stage_files import record_step, save_parameters, saved_step
 
 QUESTIONS_PER_PAGE = 4
 EVAL_PAGES = 40
@@ -254,7 +254,7 @@ def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
 
 def save_weights(model: DocumentModel, path: Path) -> None:
     # Tied embeddings are one parameter: named_parameters lists the LM head's table once.
-    run_read.save_parameters(trained_parameters(model), path)
+    save_parameters(trained_parameters(model), path)
 
 
 def load_weights(model: DocumentModel, path: Path, strict: bool = True) -> None:
@@ -294,15 +294,12 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
     model.to(device)
     params = list(trained_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    progress_file = out / "progress.json"
-    start = 0
-    if resume and progress_file.is_file():
+    start = saved_step(out) if resume else 0
+    if start:
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
-        start = json.loads(progress_file.read_text())["step"]
     elif init is not None:
         load_weights(model, init, strict=False)
-    schedule = lr_lambda(steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
+    scheduler = warmup_cosine(optimizer, steps, start)
     real = read is not None
     held_out = held_out_pages(config, seed, eval_pages, render=real, single_tiles=single_tiles)
     stream = SpanStream(f"{seed}/{start}", config.tiling, config.slot_grid, "train",
@@ -341,7 +338,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                 "lr": scheduler.get_last_lr()[0],
                 **{k: round(v, 4) for k, v in evaluate(model, held_out, real).items()},
             }
-            run_read.record_step(out, metrics, lambda: save_weights(model, out / WEIGHTS_FILE))
+            record_step(out, metrics, lambda: save_weights(model, out / WEIGHTS_FILE))
             losses, seen, started = [], 0, time.perf_counter()
         if step >= steps:
             break

@@ -17,7 +17,6 @@ tiled exactly as at answer time, scan-like damage included (``tpdoc.train.spans`
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from dataclasses import replace
@@ -25,18 +24,17 @@ from pathlib import Path
 
 import torch
 
-from tpdoc.io import append_json_line, atomic_write_text
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
 from tpdoc.model.pointer import AnswerConfig
 from tpdoc.model.readout import BLANK, readout_counts, readout_loss
-from tpdoc.train.run_glyphs import GRAD_CLIP, lr_lambda
+from tpdoc.train.optim import GRAD_CLIP, VISION_LR_FACTOR, warmup_cosine
 from tpdoc.train.spans import SpanSample, SpanStream, span_sample
+from tpdoc.train.stage_files import record_step, save_parameters, saved_step
 from tpdoc.weights.registry import load_config
 
 TILES_PER_STEP = 6  # the tiles with the most print of a page
 BLANK_WEIGHT = 0.1
-VISION_LR_FACTOR = 0.3
 EVAL_PAGES = 8
 WEIGHTS_FILE = "read.safetensors"
 PREFIXES = ("vision.", "projector.", "pointer.readout.")
@@ -87,25 +85,6 @@ def save_weights(model: DocumentModel, path: Path) -> None:
     save_parameters(trained_parameters(model), path)
 
 
-def save_parameters(params: dict[str, torch.nn.Parameter], path: Path) -> None:
-    """The named tensors as one safetensors file, written atomically (stages R and P)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().contiguous() for k, v in params.items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
-
-
-def record_step(out: Path, metrics: dict[str, float], save) -> None:
-    """An evaluated step: its metrics logged (``log.jsonl`` and stdout), the weights saved
-    by ``save(path)``, and the step as the one to resume from."""
-    append_json_line(out / "log.jsonl", metrics)
-    print(json.dumps(metrics), flush=True)
-    save()
-    atomic_write_text(out / "progress.json", json.dumps({"step": metrics["step"]}))
-
-
 def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
     """Copy the tensors of ``path`` whose names start with ``prefixes`` into ``model``, all
     or none (every shape is checked first); the number copied."""
@@ -136,11 +115,9 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
     folder = resolve_model(init_model)
     config = config or pointer_config()
     model = DocumentModel.from_config(config, load_tokenizer(folder)).train()
-    progress_file = out / "progress.json"
-    start = 0
-    if resume and progress_file.is_file():
+    start = saved_step(out) if resume else 0
+    if start:
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
-        start = json.loads(progress_file.read_text())["step"]
     else:
         load_weights(model, folder / MODEL_WEIGHTS, ("vision.", "projector."))
         if tower is not None:  # an earlier run's tower and packer, and its read-out if it fits
@@ -155,8 +132,7 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
         [{"params": vision, "lr": lr * VISION_LR_FACTOR}, {"params": rest, "lr": lr}],
         weight_decay=0.01,
     )
-    schedule = lr_lambda(steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: schedule(i + start))
+    scheduler = warmup_cosine(optimizer, steps, start)
     rng = random.Random(f"read-heldout/{seed}")
     held_out = []
     while len(held_out) < eval_pages:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from tpdoc.answering.results import NOT_FOUND
-from tpdoc.documents.pages import rasterise_pdf_page as rasterise
+from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
 from tpdoc.documents.tiling import TilePlan, TilingConfig, tile_pixels
 from tpdoc.model.pointer import slot_index
 from tpdoc.model.readout import SlotGrid, slot_labels, span_text
