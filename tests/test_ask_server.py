@@ -53,7 +53,8 @@ def test_ask_server_on_a_terminal_shows_the_same_panel_and_report(
     monkeypatch.setattr("tpdoc.cli.live.stdout_is_terminal", lambda: True)
     path = make_pdf(tmp_path / "shown.pdf", [(300.0, 300.0), (200.0, 400.0)], text="terminal")
     runner = CliRunner()
-    args = [str(path), QUESTION, "--max-new-tokens", "3", "--all-pages", "--budget", "46"]
+    # --report: the per-page table and timings, as a local ask shows them
+    args = [str(path), QUESTION, "--max-new-tokens", "3", "--all-pages", "--budget", "46", "-v"]
     local = _ask(runner, *args, "--model", str(tiny_model_dir))
     served = _ask(runner, *args, env={"TPDOC_SERVER": f"{real.url}/v1/"})
     assert local.exit_code == served.exit_code == 0, served.stderr

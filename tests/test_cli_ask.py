@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,9 +149,46 @@ def test_json_is_one_object_with_the_documented_fields(runner, pdf, scripted_cli
     assert data["model"] == "scripted"  # as --model named it
 
 
-def test_terminal_gets_a_panel_and_the_report_on_stderr(runner, pdf, scripted_cli, monkeypatch):
+def test_terminal_gets_a_panel_and_one_summary_line(runner, pdf, scripted_cli, monkeypatch):
+    """Quiet by default: the panel on stdout, one line on stderr (no per-page table)."""
     monkeypatch.setattr("tpdoc.cli.live.stdout_is_terminal", lambda: True)
-    result = ask(runner, str(pdf), QUESTION, "-m", "scripted", "--budget", "46", "--all-pages")
+    result = ask(runner, str(pdf), QUESTION, "-m", "scripted")
+    assert result.exit_code == 0, result.stderr
+    assert "1,234.56" in result.stdout and "page 1" in result.stdout
+    data = json.loads(ask(runner, str(pdf), QUESTION, "-m", "scripted", "--json").stdout)
+    tokens = data["tokens"]
+    (line,) = result.stderr.splitlines()
+    share = f"{tokens['visual'] / tokens['visual_uncompressed']:.0%}"
+    assert line.startswith(
+        f"2 pages · {tokens['visual']:,} visual tokens with TokenPacker, "
+        f"{tokens['visual_uncompressed']:,} uncompressed ({share}) · "
+        f"context {tokens['context']:,} / 2,048 · "
+    )
+    assert re.search(r" · \d+\.\d\ds$", line), line
+    assert "token budget" not in result.stderr and "prefill" not in result.stderr
+    down = ask(runner, str(pdf), QUESTION, "-m", "scripted", "--budget", "46")
+    assert down.stderr.rstrip().endswith(" · ↓ planned down to fit --budget 46")
+
+
+@pytest.mark.parametrize("mode", ["--plain", "--json"])
+def test_report_goes_to_stderr_and_leaves_stdout_alone(runner, pdf, scripted_cli, mode):
+    """``--report`` (``-v``) adds the table on stderr; stdout is what it was without it."""
+    args = [str(pdf), QUESTION, "-m", "scripted", mode]
+    quiet, loud = ask(runner, *args), ask(runner, *args, "-v")
+    assert quiet.exit_code == loud.exit_code == 0, loud.stderr
+    assert quiet.stderr == "" and "token budget" in loud.stderr and "prefill" in loud.stderr
+    if mode == "--plain":
+        assert loud.stdout == quiet.stdout == "1,234.56\n"
+    else:  # the same record (the seconds aside)
+        before, after = json.loads(quiet.stdout), json.loads(loud.stdout)
+        assert {**before, "timings": None} == {**after, "timings": None}
+        assert set(before["timings"]) == set(after["timings"])
+
+
+def test_report_on_a_terminal_is_the_per_page_table(runner, pdf, scripted_cli, monkeypatch):
+    monkeypatch.setattr("tpdoc.cli.live.stdout_is_terminal", lambda: True)
+    args = [str(pdf), QUESTION, "-m", "scripted", "--budget", "46", "--all-pages", "--report"]
+    result = ask(runner, *args)
     assert result.exit_code == 0, result.stderr
     # Page 1 (50 positions) is planned down to one tile; page 2 (45) now answers best.
     assert "12.00" in result.stdout and "page 2" in result.stdout and "small" in result.stdout
@@ -416,3 +454,27 @@ def test_an_unwritable_cache_is_a_warning(runner, pdf, scripted_cli, tmp_path, m
     result = ask(runner, str(pdf), QUESTION, "-m", "scripted")
     assert result.exit_code == 0 and result.stdout == "1,234.56\n"
     assert result.stderr.startswith("warning: visual-token cache not written")
+
+
+def test_the_streaming_panel_never_grows_taller_than_the_screen():
+    """A live display taller than the screen cannot be redrawn: the panel shows the last
+    lines that fit while the answer streams; the final panel is printed whole."""
+    import io
+
+    from rich.console import Console
+
+    from tpdoc.cli.live import LiveAnswer
+
+    console = Console(file=io.StringIO(), width=40, height=12, force_terminal=True)
+    live = LiveAnswer(console, "a question\nover two lines")
+    words = " ".join(f"word{i}" for i in range(200))
+    live.update(1, words)
+    shown = [
+        "".join(segment.text for segment in line)
+        for line in console.render_lines(live._render(), console.options)
+    ]
+    assert len(shown) < console.height  # one line spare for the cursor
+    assert "word199" in shown[-2] and "word0 " not in "".join(shown)
+    assert "lines above" in shown[1] and "a question over two lines" in shown[0]
+    live.update(2, "second page")  # several pages: still within the screen
+    assert len(console.render_lines(live._render(), console.options)) < console.height

@@ -20,7 +20,7 @@ from tpdoc.cli import inspect as _inspect  # noqa: F401  (registers the command)
 from tpdoc.cli import models as _models  # noqa: F401  (registers models, pull)
 from tpdoc.cli import serve as _serve  # noqa: F401  (registers the command)
 from tpdoc.cli import train as _train  # noqa: F401  (registers the command)
-from tpdoc.cli.app import EXIT_INTERRUPTED, app, print_error
+from tpdoc.cli.app import EXIT_INTERRUPTED, app, print_error, usage_message
 
 __all__ = ["app", "main"]
 
@@ -35,6 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             typer.echo(exc.format_message(), err=True)
         else:
-            print_error(exc.format_message())
+            print_error(usage_message(exc))
         return getattr(exc, "exit_code", 2)
     return result if isinstance(result, int) else 0

@@ -1,8 +1,10 @@
 """`tpdoc ask`: one question about one document.
 
 In: a document, a question (``-``: read from stdin) and options. Out: on a terminal, the
-answer streamed into a panel on stdout and the token-budget report on stderr; piped or
-with ``--plain``, the answer and a newline; with ``--json``, one JSON object.
+answer streamed into a panel on stdout and one summary line (visual tokens, context,
+seconds) on stderr; piped or with ``--plain``, the answer and a newline; with ``--json``,
+one JSON object. ``--report`` adds the per-page token table and the stage timings on
+stderr, whatever goes to stdout.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from tpdoc.errors import UsageError
 from tpdoc.serve import SERVER_ENV
 
 if TYPE_CHECKING:
-    from tpdoc.answering.qa import DocumentQA, PageCallback
+    from tpdoc.answering.jobs import PageCallback
+    from tpdoc.answering.qa import DocumentQA
     from tpdoc.answering.results import AnswerResult, AskOptions
 
 QUESTION_FROM_STDIN = "-"
@@ -51,6 +54,12 @@ AllPagesOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="Only the answer and a newline (the default when piped).")
+]
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report", "-v", help="The per-page token table and the time of each stage, on stderr."
+    ),
 ]
 ServerOpt = Annotated[
     str | None,
@@ -76,6 +85,7 @@ def ask(
     all_pages: AllPagesOpt = False,
     as_json: JsonOpt = False,
     plain: PlainOpt = False,
+    report: ReportOpt = False,
     no_cache: NoCacheOpt = False,
     password: PasswordOpt = None,
     device: DeviceOpt = "auto",
@@ -96,36 +106,49 @@ def ask(
         if server:
             local = {"--model": model, "--device": device != "auto", "--dtype": dtype != "auto",
                      "--no-cache": no_cache}  # fmt: skip
-            _ask_server(server, file, text, output_mode(as_json, plain), fields, local)
+            _ask_server(server, file, text, output_mode(as_json, plain), fields, local, report)
         else:
-            _ask_local(file, text, fields, (as_json, plain), model=model, device=device,
-                       dtype=dtype, no_cache=no_cache)  # fmt: skip
+            _ask_local(file, text, fields, (as_json, plain, report), model=model,
+                       device=device, dtype=dtype, no_cache=no_cache)  # fmt: skip
 
 
 def _ask_local(
-    file: Path, text: str, fields: dict[str, Any], output: tuple[bool, bool], *, model: str | None,
-    device: str, dtype: str, no_cache: bool,
+    file: Path, text: str, fields: dict[str, Any], output: tuple[bool, bool, bool], *,
+    model: str | None, device: str, dtype: str, no_cache: bool,
 ) -> None:  # fmt: skip
-    """The question answered by a model loaded here."""
-    from tpdoc.answering.qa import DocumentQA, check_document
+    """The question answered by a model loaded here; ``output``: ``--json``, ``--plain``,
+    ``--report``."""
+    from tpdoc.answering.preflight import check_document
+    from tpdoc.answering.qa import DocumentQA
     from tpdoc.answering.results import AskOptions, check_question
 
     text = check_question(text)
     options = AskOptions(**fields)
-    mode = output_mode(*output)
+    as_json, plain, report = output
+    mode = output_mode(as_json, plain)
     check_document(file, options, model)  # bad input fails before the model loads
     qa = DocumentQA(
         model, device=device, dtype=dtype, cache=not no_cache, max_tiles=options.max_tiles
     )
     if mode == "rich":
-        _ask_rich(file, text, options.all_pages, partial(qa.ask, file, text, options=options))
+        answer = partial(qa.ask, file, text, options=options)
+        _ask_rich(file, text, options.all_pages, answer, report=report)
     else:
-        _print_record(mode, qa.ask(file, text, options=options).to_json())
+        result = qa.ask(file, text, options=options)
+        _print_record(mode, result.to_json())
+        if report:
+            _print_report(result)
     warn_cache(qa)
 
 
 def _ask_server(
-    url: str, file: Path, text: str, mode: str, fields: dict[str, Any], local: dict[str, Any]
+    url: str,
+    file: Path,
+    text: str,
+    mode: str,
+    fields: dict[str, Any],
+    local: dict[str, Any],
+    report: bool = False,
 ) -> None:
     """The question asked at a running ``tpdoc serve``; printed as a local answer is."""
     from tpdoc.serve.client import ask_server, record_of, result_of
@@ -140,9 +163,12 @@ def _ask_server(
         def answer(on_text: PageCallback | None = None) -> AnswerResult:
             return result_of(ask_server(url, file, text, fields, result=True))
 
-        _ask_rich(file, text, fields["all_pages"], answer)
+        _ask_rich(file, text, fields["all_pages"], answer, report=report)
     else:
-        _print_record(mode, record_of(ask_server(url, file, text, fields)))
+        response = ask_server(url, file, text, fields, result=report)
+        _print_record(mode, record_of(response))
+        if report:  # the whole result, for the table (the record has no per-page plans)
+            _print_report(result_of(response))
 
 
 def ask_options(
@@ -175,13 +201,18 @@ def _print_record(mode: str, record: dict[str, Any]) -> None:
 
 
 def _ask_rich(
-    file: Path, question: str, all_pages: bool, answer: Callable[..., AnswerResult]
+    file: Path,
+    question: str,
+    all_pages: bool,
+    answer: Callable[..., AnswerResult],
+    *,
+    report: bool = False,
 ) -> None:
-    """The answer streams into a panel (``answer(on_text=...)``); the final panel and the
-    report follow."""
+    """The answer streams into a panel (``answer(on_text=...)``); the final panel follows,
+    printed once at its full height, then one summary line (``report``: the table)."""
     from rich.console import Console
 
-    from tpdoc.cli.report import answer_panel, answer_report, page_answers_table
+    from tpdoc.cli.report import answer_panel, answer_summary_line, page_answers_table
 
     console = Console()
     with LiveAnswer(console, f"{file} · {question}") as live:
@@ -189,6 +220,15 @@ def _ask_rich(
     console.print(answer_panel(result))
     if all_pages:
         console.print(page_answers_table(result))
+    if report:
+        _print_report(result)
+    else:
+        stderr_console().print(answer_summary_line(result), soft_wrap=True)
+
+
+def _print_report(result: AnswerResult) -> None:
+    from tpdoc.cli.report import answer_report
+
     stderr_console().print(answer_report(result))
 
 

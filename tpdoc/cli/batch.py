@@ -29,6 +29,7 @@ from tpdoc.cli.app import (
     PasswordOpt,
     ScaleOpt,
     app,
+    exit_codes,
     handled_errors,
     stderr_console,
 )
@@ -43,14 +44,20 @@ if TYPE_CHECKING:
     from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
 
 
-@app.command()
+@app.command(
+    epilog=exit_codes(
+        ok="every pair was answered (or skipped by --resume)",
+        failed='some pairs failed (their records carry "error")',
+    )
+)
 def batch(
     paths: Annotated[
         list[str] | None,
         typer.Argument(help="Files, folders (recursive), or - for paths on stdin."),
     ] = None,
     question: Annotated[
-        list[str] | None, typer.Option("--question", "-q", help="Ask this of every file.")
+        list[str] | None,
+        typer.Option("--question", "-q", help="Ask this of every file (repeat -q for more)."),
     ] = None,
     questions: Annotated[
         Path | None,
@@ -87,8 +94,8 @@ def batch(
 ) -> None:
     """Answer questions about many documents: one JSON line per (file, question).
 
-    Exit code 0 when every pair was answered, 1 when some failed (their records carry an
-    "error"), 2 on bad usage.
+    Records are appended to --out as each pair is done; Ctrl-C loses none, and --resume
+    goes on where a run stopped.
     """
     with handled_errors():
         from tpdoc.answering.batch import done_pairs, pair_key

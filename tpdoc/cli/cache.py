@@ -11,17 +11,18 @@ from typing import Annotated
 
 import typer
 
-from tpdoc.cli.app import app, handled_errors
+from tpdoc.cli.app import TpdocTyper, app, exit_codes, handled_errors
 
-cache_app = typer.Typer(
+cache_app = TpdocTyper(
     name="cache",
+    epilog=exit_codes(failed="the cache folder could not be used"),
     help="The visual-token cache: packed tokens of pages already seen.",
     no_args_is_help=True,
 )
 app.add_typer(cache_app)
 
 
-@cache_app.command()
+@cache_app.command(epilog=exit_codes(failed="the cache folder could not be used"))
 def info(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
@@ -40,7 +41,7 @@ def info(
         Console().print(cache_table(summary))
 
 
-@cache_app.command()
+@cache_app.command(epilog=exit_codes(failed="the cache folder could not be used"))
 def clear() -> None:
     """Delete every cached entry."""
     with handled_errors():

@@ -1,14 +1,15 @@
 """`tpdoc chat`: several questions about one document, its pages encoded once.
 
 In: a document and options; then questions, one per line, on stdin (``/page N``,
-``/page all``, ``/report``, ``/quit``; end of input or Ctrl-D ends). Out: each answer
-streamed (a panel on a terminal, a plain line otherwise) on stdout; the prompt, notes
-and ``/report`` (time to first token per question) on stderr.
+``/page all``, ``/report``, ``/quit``; end of input or Ctrl-D ends), edited with
+``readline`` and kept in a history at a terminal (``tpdoc.cli.lineinput``). Out: each
+answer streamed (a panel on a terminal, a plain line otherwise) on stdout; notes and
+``/report`` (time to first token per question) on stderr. At a terminal Ctrl-C stops the
+answer being written (or drops the line being typed) and asks again.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,19 +28,28 @@ from tpdoc.cli.app import (
     PasswordOpt,
     ScaleOpt,
     app,
+    exit_codes,
     handled_errors,
     stderr_console,
 )
 from tpdoc.cli.ask import ask_options, warn_cache
+from tpdoc.cli.lineinput import LineReader
 from tpdoc.cli.live import LiveAnswer, stdout_is_terminal
 
 if TYPE_CHECKING:
     from tpdoc.answering.chat import ChatSession
 
+COMMANDS = ("/page", "/report", "/quit")
 HELP = "ask a question; /page N or /page all, /report, /quit (or Ctrl-D)"
+STOPPED = "answer stopped (Ctrl-C); ask again, or Ctrl-D to quit"
 
 
-@app.command()
+@app.command(
+    epilog=exit_codes(
+        ok="the session ended (/quit, Ctrl-D or the end of stdin)",
+        failed="the document or the model could not be used",
+    )
+)
 def chat(
     file: Annotated[Path, typer.Argument(help="PDF or image to ask about.")],
     model: ModelOpt = None,
@@ -57,11 +67,13 @@ def chat(
     """Ask several questions about one document; its pages are encoded once and the
     language model's cache of the document is reused for every question.
 
-    Each question is answered on its own (not a conversation).
+    Each question is answered on its own (not a conversation). At a terminal, lines are
+    edited with the arrow keys and kept in a history; Ctrl-C stops an answer, Ctrl-D quits.
     """
     with handled_errors():
         from tpdoc.answering.chat import ChatSession
-        from tpdoc.answering.qa import DocumentQA, check_document
+        from tpdoc.answering.preflight import check_document
+        from tpdoc.answering.qa import DocumentQA
 
         options = ask_options(
             pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
@@ -77,22 +89,22 @@ def chat(
         stderr_console().print(
             f"{file}: {len(session.pages)} page(s) ready in {seconds:.2f}s; {HELP}", soft_wrap=True
         )
-        for line in _lines():
-            if not _handle(session, line):
-                break
+        run_session(session, LineReader.for_stdin())
 
 
-def _lines():
-    """Questions and commands until end of input; a prompt only for a person."""
-    interactive = sys.stdin.isatty()
-    while True:
-        if interactive:
-            stderr_console().print("[bold]?[/bold] ", end="")
-        line = sys.stdin.readline()
-        if not line:
-            return  # end of input, Ctrl-D
-        if line.strip():
-            yield line.strip()
+def run_session(session: ChatSession, reader: LineReader) -> None:
+    """Every line of ``reader`` until ``/quit`` or its end. At a terminal, Ctrl-C stops
+    the line being run (an answer being written) and goes back to the prompt; from a pipe
+    it stops the session (exit 130), as it would any other command."""
+    with reader:
+        for line in reader:
+            try:
+                if not _handle(session, line):
+                    break
+            except KeyboardInterrupt:
+                if not reader.interactive:
+                    raise
+                stderr_console().print(STOPPED)
 
 
 def _handle(session: ChatSession, line: str) -> bool:
@@ -103,17 +115,17 @@ def _handle(session: ChatSession, line: str) -> bool:
 
     command, _, argument = line.partition(" ")
     try:
-        if command == "/quit":
+        if command.startswith("/") and command not in COMMANDS:
+            stderr_console().print(f"unknown command {command}; {HELP}", markup=False)
+        elif command == "/quit":
             return False
-        if command == "/report":
+        elif command == "/report":
             from tpdoc.cli.report import chat_report
 
             stderr_console().print(chat_report(session.turns))
         elif command == "/page":
             session.select(_page_argument(argument))
             stderr_console().print(f"asking page(s) {', '.join(map(str, session.selected))}")
-        elif command.startswith("/"):
-            stderr_console().print(f"unknown command {command}; {HELP}", markup=False)
         else:
             _answer(session, line)
     except TpdocError as exc:

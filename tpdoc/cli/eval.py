@@ -26,13 +26,20 @@ from tpdoc.cli.app import (
     PasswordOpt,
     ScaleOpt,
     app,
+    exit_codes,
     handled_errors,
 )
 from tpdoc.cli.ask import ask_options, warn_cache
 from tpdoc.cli.live import batch_progress
 
 
-@app.command(name="eval")
+@app.command(
+    name="eval",
+    epilog=exit_codes(
+        ok="every question was answered",
+        failed="some questions could not be answered, or the dataset or model not used",
+    ),
+)
 def eval_(
     dataset: Annotated[Path, typer.Argument(help='DocVQA-layout JSON: {"data": [...]}.')],
     images: Annotated[

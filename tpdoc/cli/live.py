@@ -17,6 +17,8 @@ from tpdoc.cli.app import stderr_console
 from tpdoc.errors import UsageError
 
 REFRESH_PER_SECOND = 12
+PANEL_FRAME_LINES = 2  # a panel's top and bottom border
+PANEL_FRAME_COLUMNS = 4  # its side borders and their padding
 
 
 def stdout_is_terminal() -> bool:
@@ -35,15 +37,28 @@ def output_mode(as_json: bool, plain: bool) -> str:
 
 class LiveAnswer:
     """A panel whose text grows token by token; one line per page when several pages
-    are answered at once. Transient: the command prints the final panel."""
+    are answered at once. Transient: the command prints the final panel once, at its
+    full height, when the answer is complete.
+
+    While it streams, the panel never grows taller than the screen: it shows the last
+    lines that fit, under a "… N lines above" line. A live display taller than the
+    screen cannot be redrawn (the terminal has scrolled its top away), which left torn
+    copies of the panel behind; ``vertical_overflow="visible"`` has the same flaw, and
+    rich's default ("ellipsis") hides the newest text, which is what a person watches.
+    """
 
     def __init__(self, console: Any, title: str) -> None:
         from rich.live import Live
 
+        self.console = console
         self.title = " ".join(title.split())  # one line, whatever the question held
         self.texts: dict[int, str] = {}
         self.live = Live(
-            self._render(), console=console, transient=True, refresh_per_second=REFRESH_PER_SECOND
+            self._render(),
+            console=console,
+            transient=True,
+            refresh_per_second=REFRESH_PER_SECOND,
+            vertical_overflow="crop",  # never reached: _render fits the screen
         )
 
     def __enter__(self) -> LiveAnswer:
@@ -58,7 +73,6 @@ class LiveAnswer:
         self.live.update(self._render())
 
     def _render(self) -> Any:
-        from rich.console import Group
         from rich.panel import Panel
         from rich.spinner import Spinner
         from rich.text import Text
@@ -66,12 +80,24 @@ class LiveAnswer:
         if not self.texts:
             body: Any = Spinner("dots", text="reading the document…")
         elif len(self.texts) == 1:
-            body = Text(next(iter(self.texts.values())))
+            body = self._tail(Text(next(iter(self.texts.values()))))
         else:
-            body = Group(
-                *(Text.assemble((f"p{n} ", "dim"), t) for n, t in sorted(self.texts.items()))
-            )
+            lines = (Text.assemble((f"p{n} ", "dim"), t) for n, t in sorted(self.texts.items()))
+            body = self._tail(Text("\n").join(lines))
         return Panel(body, title=Text(self.title), title_align="left")
+
+    def _tail(self, text: Any) -> Any:
+        """The last lines of ``text`` that fit on the screen inside the panel's frame."""
+        from rich.text import Text
+
+        width, height = self.console.size
+        room = max(height - PANEL_FRAME_LINES - 1, 2)  # one line spare for the cursor
+        lines = text.wrap(self.console, max(width - PANEL_FRAME_COLUMNS, 1))
+        if len(lines) <= room:
+            return text
+        hidden = len(lines) - room + 1
+        above = Text(f"… {hidden} line{'s' if hidden != 1 else ''} above", style="dim")
+        return Text("\n").join([above, *lines[hidden:]])
 
 
 class BatchProgress:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tpdoc.cli.app import app, handled_errors, stderr_console
+from tpdoc.cli.app import app, exit_codes, handled_errors, stderr_console
 
 PIPE_WIDTH = 1000  # the table keeps its natural width; this only stops rich cutting it
 STATUS_STYLE = {"cached": "green", "weights shipped": "green", "partial": "yellow"}
@@ -71,7 +71,7 @@ def _table(rows):
     return table
 
 
-@app.command()
+@app.command(epilog=exit_codes(failed="the model could not be found or downloaded"))
 def pull(
     model_id: Annotated[str, typer.Argument(metavar="ID", help="Hub id, e.g. org/name.")],
 ) -> None:

@@ -125,12 +125,32 @@ def answer_report(result: AnswerResult) -> Table:
         )
     notes = [timings_line(result.timings)]
     if any(p.plan.planned_down for p in result.pages):
-        why = (
-            f"--budget {result.budget}" if result.limited_by == "budget" else "the model's context"
-        )
-        notes.append(f"↓ planned down to fit {why}")
+        notes.append(f"↓ planned down to fit {_limit_name(result)}")
     table.caption = "\n".join(notes)
     return table
+
+
+def answer_summary_line(result: AnswerResult) -> str:
+    """One line for a person at a terminal: visual tokens with TokenPacker against the
+    uncompressed projector, the context used, the seconds spent (``--report``: the table)."""
+    t = result.tokens
+    limit = "" if t.context_limit is None else f" / {t.context_limit:,}"
+    share = f" ({t.visual / t.visual_uncompressed:.0%})" if t.visual_uncompressed else ""
+    pages = len(result.pages)
+    parts = [
+        f"{pages} page{'s' if pages != 1 else ''}",
+        f"{t.visual:,} visual tokens with TokenPacker, {t.visual_uncompressed:,} "
+        f"uncompressed{share}",
+        f"context {t.context:,}{limit}",
+        f"{sum(result.timings.values()):.2f}s",
+    ]
+    if any(p.plan.planned_down for p in result.pages):
+        parts.append(f"↓ planned down to fit {_limit_name(result)}")
+    return " · ".join(parts)
+
+
+def _limit_name(result: AnswerResult) -> str:
+    return f"--budget {result.budget}" if result.limited_by == "budget" else "the model's context"
 
 
 def timings_line(timings: dict[str, float]) -> str:

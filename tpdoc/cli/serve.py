@@ -18,6 +18,7 @@ from tpdoc.cli.app import (
     ModelOpt,
     NoCacheOpt,
     app,
+    exit_codes,
     handled_errors,
     stderr_console,
 )
@@ -58,7 +59,13 @@ MaxPendingOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(
+    epilog=exit_codes(
+        ok=None,  # it runs until stopped
+        failed="the model or the address could not be used",
+        interrupted="stopped by Ctrl-C (SIGTERM ends it by that signal)",
+    )
+)
 def serve(
     host: HostOpt = DEFAULT_HOST,
     port: PortOpt = DEFAULT_PORT,
