@@ -474,7 +474,46 @@ def test_the_streaming_panel_never_grows_taller_than_the_screen():
         for line in console.render_lines(live._render(), console.options)
     ]
     assert len(shown) < console.height  # one line spare for the cursor
-    assert "word199" in shown[-2] and "word0 " not in "".join(shown)
+    assert "word199" in shown[-3] and "word0 " not in "".join(shown)
     assert "lines above" in shown[1] and "a question over two lines" in shown[0]
+    assert "reading the document" in shown[-2]  # the work going on, under the answer
     live.update(2, "second page")  # several pages: still within the screen
-    assert len(console.render_lines(live._render(), console.options)) < console.height
+    live.progress("ranking", 2, 36)
+    shown = [
+        "".join(segment.text for segment in line)
+        for line in console.render_lines(live._render(), console.options)
+    ]
+    assert len(shown) < console.height
+    assert "ranking pages by overview: 2 of 36" in shown[-2]
+
+
+@pytest.fixture(scope="module")
+def long_pdf(tmp_path_factory) -> Path:
+    return make_pdf(tmp_path_factory.mktemp("long") / "long.pdf", [(300.0, 300.0)] * 8)
+
+
+def test_a_long_document_says_what_it_will_cost_and_shows_progress_when_asked(
+    runner, long_pdf, scripted_cli
+):
+    quiet = ask(runner, str(long_pdf), QUESTION, "-m", "scripted")
+    assert quiet.exit_code == 0 and quiet.stdout == "1,234.56\n" and quiet.stderr == ""
+    shown = ask(runner, str(long_pdf), QUESTION, "-m", "scripted", "--progress")
+    assert shown.exit_code == 0 and shown.stdout == "1,234.56\n"
+    note, *bars = shown.stderr.splitlines()
+    assert note == (
+        "8 pages: ranking them by a one-tile overview each, then reading the best 3 in full "
+        "(--shortlist N to change, --all-pages to read every page)"
+    )
+    assert any("ranking pages" in b and "8/8" in b for b in bars)
+    assert any("reading pages" in b and "3/3" in b for b in bars)
+    every = ask(runner, str(long_pdf), QUESTION, "-m", "scripted", "--shortlist", "0", "--progress")
+    assert every.stderr.splitlines()[0] == "asking 8 pages at full resolution; narrow with --pages"
+    record = json.loads(ask(runner, str(long_pdf), QUESTION, "-m", "scripted", "--json").stdout)
+    assert record["shortlist"]["ranked"] == 8 and len(record["shortlist"]["read"]) == 3
+
+
+def test_the_command_line_default_shortlist_is_the_library_default():
+    from tpdoc.answering.results import DEFAULT_SHORTLIST
+    from tpdoc.cli.ask import DEFAULT_SHORTLIST as CLI_DEFAULT
+
+    assert CLI_DEFAULT == DEFAULT_SHORTLIST

@@ -50,7 +50,7 @@ from tests.serving import (
 from tests.test_cli_ask import DOCUMENT_ERRORS, QUESTION, _encrypted
 from tpdoc.answering.cache import VisualTokenCache
 from tpdoc.answering.qa import DocumentQA
-from tpdoc.answering.results import AnswerResult, Request
+from tpdoc.answering.results import AnswerResult, Request, Shortlist
 from tpdoc.cli import app as cli_app
 from tpdoc.cli import main
 from tpdoc.errors import DocumentError, UsageError
@@ -401,7 +401,8 @@ def test_results_travel_whole_and_compare_equal(scripted_model, docs):
     result = qa.ask(docs[1], QUESTION, all_pages=True)
     assert result.confidence == float("-inf")  # JSON has no infinity
     boxed = replace(result, pages=tuple(replace(p, box=(0.1, 0.2, 0.3, 0.4)) for p in result.pages))
-    for sent in (result, boxed):  # a pointer model's box comes back a tuple, as it went
+    ranked = replace(result, shortlist=Shortlist(ranked=9, read=(2, 5), overview_tokens=90))
+    for sent in (result, boxed, ranked):  # tuples come back tuples, as they went
         wire = json.loads(json.dumps(result_to_wire(sent), allow_nan=False))
         assert isinstance(result_from_wire(wire), AnswerResult) and result_from_wire(wire) == sent
     with pytest.raises(ValueError, match="not a tpdoc answer"):

@@ -278,6 +278,19 @@ MaxNewTokensOpt = Annotated[
 NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the visual-token cache.")
 ]
+ShortlistOpt = Annotated[
+    int,
+    typer.Option(
+        "--shortlist",
+        min=0,
+        help="Documents with more pages than this are ranked by a one-tile overview of each "
+        "page and only the best this many are read in full (0: read every page).",
+    ),
+]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option("--progress", help="Progress on stderr even when it is not a terminal."),
+]
 
 
 def tile_options(max_tiles: MaxTiles | None, scale: Scale | None) -> dict[str, int | None]:

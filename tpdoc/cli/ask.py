@@ -30,14 +30,16 @@ from tpdoc.cli.app import (
     NoCacheOpt,
     PagesOpt,
     PasswordOpt,
+    ProgressOpt,
     Scale,
     ScaleOpt,
+    ShortlistOpt,
     app,
     handled_errors,
     stderr_console,
     tile_options,
 )
-from tpdoc.cli.live import LiveAnswer, output_mode
+from tpdoc.cli.live import LiveAnswer, PageProgress, output_mode
 from tpdoc.errors import UsageError
 from tpdoc.serve import SERVER_ENV
 
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from tpdoc.answering.results import AnswerResult, AskOptions
 
 QUESTION_FROM_STDIN = "-"
+DEFAULT_SHORTLIST = 3  # tpdoc.answering.results.DEFAULT_SHORTLIST (a test keeps them equal)
+MANY_PAGES = 8  # asking this many pages in full is worth a word before it starts
 
 AllPagesOpt = Annotated[
     bool, typer.Option("--all-pages", help="Show every page's answer, not only the best.")
@@ -83,9 +87,11 @@ def ask(
     budget: BudgetOpt = None,
     max_new_tokens: MaxNewTokensOpt = 32,
     all_pages: AllPagesOpt = False,
+    shortlist: ShortlistOpt = DEFAULT_SHORTLIST,
     as_json: JsonOpt = False,
     plain: PlainOpt = False,
     report: ReportOpt = False,
+    progress: ProgressOpt = False,
     no_cache: NoCacheOpt = False,
     password: PasswordOpt = None,
     device: DeviceOpt = "auto",
@@ -95,12 +101,15 @@ def ask(
     """Answer a question about a document.
 
     Every selected page is asked; the answer with the highest confidence (mean
-    log-probability of its tokens) wins. Visual tokens are cached between runs.
+    log-probability of its tokens) wins. A document longer than --shortlist pages is first
+    ranked by a one-tile overview of each page, and only the best pages are read in full.
+    Visual tokens are cached between runs.
     """
     with handled_errors():
         fields = dict(
             pages=pages, dpi=dpi, **tile_options(max_tiles, scale), budget=budget,
             max_new_tokens=max_new_tokens, password=password, all_pages=all_pages,
+            shortlist=shortlist,
         )  # fmt: skip
         text = _read_question(question)
         if server:
@@ -108,25 +117,28 @@ def ask(
                      "--no-cache": no_cache}  # fmt: skip
             _ask_server(server, file, text, output_mode(as_json, plain), fields, local, report)
         else:
-            _ask_local(file, text, fields, (as_json, plain, report), model=model,
+            _ask_local(file, text, fields, (as_json, plain, report, progress), model=model,
                        device=device, dtype=dtype, no_cache=no_cache)  # fmt: skip
 
 
 def _ask_local(
-    file: Path, text: str, fields: dict[str, Any], output: tuple[bool, bool, bool], *,
+    file: Path, text: str, fields: dict[str, Any], output: tuple[bool, bool, bool, bool], *,
     model: str | None, device: str, dtype: str, no_cache: bool,
 ) -> None:  # fmt: skip
     """The question answered by a model loaded here; ``output``: ``--json``, ``--plain``,
-    ``--report``."""
+    ``--report``, ``--progress``."""
     from tpdoc.answering.preflight import check_document
     from tpdoc.answering.qa import DocumentQA
     from tpdoc.answering.results import AskOptions, check_question
 
     text = check_question(text)
     options = AskOptions(**fields)
-    as_json, plain, report = output
+    as_json, plain, report, progress = output
     mode = output_mode(as_json, plain)
-    check_document(file, options, model)  # bad input fails before the model loads
+    pages = check_document(file, options, model)  # bad input fails before the model loads
+    shown = progress or stderr_console().is_terminal
+    if shown and (note := pages_note(pages, options)):
+        stderr_console().print(note, soft_wrap=True, markup=False)
     qa = DocumentQA(
         model, device=device, dtype=dtype, cache=not no_cache, max_tiles=options.max_tiles
     )
@@ -134,7 +146,8 @@ def _ask_local(
         answer = partial(qa.ask, file, text, options=options)
         _ask_rich(file, text, options.all_pages, answer, report=report)
     else:
-        result = qa.ask(file, text, options=options)
+        with PageProgress(shown) as bar:
+            result = qa.ask(file, text, options=options, on_progress=bar)
         _print_record(mode, result.to_json())
         if report:
             _print_report(result)
@@ -160,7 +173,7 @@ def _ask_server(
         )
     if mode == "rich":
 
-        def answer(on_text: PageCallback | None = None) -> AnswerResult:
+        def answer(on_text: PageCallback | None = None, on_progress: Any = None) -> AnswerResult:
             return result_of(ask_server(url, file, text, fields, result=True))
 
         _ask_rich(file, text, fields["all_pages"], answer, report=report)
@@ -169,6 +182,20 @@ def _ask_server(
         _print_record(mode, record_of(response))
         if report:  # the whole result, for the table (the record has no per-page plans)
             _print_report(result_of(response))
+
+
+def pages_note(pages: int, options: AskOptions) -> str | None:
+    """What a long document will cost, said before the work starts (None: nothing to say)."""
+    ranked = options.shortlist and not options.all_pages and options.pages is None
+    if ranked and pages > options.shortlist:
+        best = options.shortlist
+        return (
+            f"{pages} pages: ranking them by a one-tile overview each, then reading the best "
+            f"{best} in full (--shortlist N to change, --all-pages to read every page)"
+        )
+    if pages >= MANY_PAGES:
+        return f"asking {pages} pages at full resolution; narrow with --pages"
+    return None
 
 
 def ask_options(
@@ -216,7 +243,7 @@ def _ask_rich(
 
     console = Console()
     with LiveAnswer(console, f"{file} · {question}") as live:
-        result = answer(on_text=live.update)
+        result = answer(on_text=live.update, on_progress=live.progress)
     console.print(answer_panel(result))
     if all_pages:
         console.print(page_answers_table(result))

@@ -53,6 +53,7 @@ class LiveAnswer:
         self.console = console
         self.title = " ".join(title.split())  # one line, whatever the question held
         self.texts: dict[int, str] = {}
+        self.status = "reading the document…"
         self.live = Live(
             self._render(),
             console=console,
@@ -72,32 +73,73 @@ class LiveAnswer:
         self.texts[page] = text
         self.live.update(self._render())
 
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """``DocumentQA``'s page progress, shown under the answer while work goes on."""
+        self.status = progress_text(phase, done, total)
+        self.live.update(self._render())
+
     def _render(self) -> Any:
+        from rich.console import Group
         from rich.panel import Panel
         from rich.spinner import Spinner
         from rich.text import Text
 
+        spinner = Spinner("dots", text=Text(self.status, style="dim"))
         if not self.texts:
-            body: Any = Spinner("dots", text="reading the document…")
-        elif len(self.texts) == 1:
+            return Panel(spinner, title=Text(self.title), title_align="left")
+        if len(self.texts) == 1:
             body = self._tail(Text(next(iter(self.texts.values()))))
         else:
             lines = (Text.assemble((f"p{n} ", "dim"), t) for n, t in sorted(self.texts.items()))
             body = self._tail(Text("\n").join(lines))
-        return Panel(body, title=Text(self.title), title_align="left")
+        return Panel(Group(body, spinner), title=Text(self.title), title_align="left")
 
     def _tail(self, text: Any) -> Any:
         """The last lines of ``text`` that fit on the screen inside the panel's frame."""
         from rich.text import Text
 
         width, height = self.console.size
-        room = max(height - PANEL_FRAME_LINES - 1, 2)  # one line spare for the cursor
+        room = max(height - PANEL_FRAME_LINES - 2, 2)  # the status line, and the cursor
         lines = text.wrap(self.console, max(width - PANEL_FRAME_COLUMNS, 1))
         if len(lines) <= room:
             return text
         hidden = len(lines) - room + 1
         above = Text(f"… {hidden} line{'s' if hidden != 1 else ''} above", style="dim")
         return Text("\n").join([above, *lines[hidden:]])
+
+
+def progress_text(phase: str, done: int, total: int) -> str:
+    if phase == "ranking":
+        return f"ranking pages by overview: {done} of {total}"
+    return f"reading page {done} of {total}" if total > 1 else "reading the page…"
+
+
+class PageProgress:
+    """``DocumentQA``'s page progress as a bar on stderr (a terminal, or ``--progress``),
+    for answers that do not stream into a panel (``--plain``, ``--json``)."""
+
+    def __init__(self, shown: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        console = stderr_console()
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, transient=console.is_terminal, disable=not shown,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> PageProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        label = "ranking pages" if phase == "ranking" else "reading pages"
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(label, total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=total)
 
 
 class BatchProgress:

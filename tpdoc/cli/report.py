@@ -137,8 +137,12 @@ def answer_summary_line(result: AnswerResult) -> str:
     limit = "" if t.context_limit is None else f" / {t.context_limit:,}"
     share = f" ({t.visual / t.visual_uncompressed:.0%})" if t.visual_uncompressed else ""
     pages = len(result.pages)
+    read = f"{pages} page{'s' if pages != 1 else ''}"
+    if result.shortlist is not None:  # a long document, ranked first
+        shown = ", ".join(map(str, result.shortlist.read))
+        read = f"{result.shortlist.ranked} pages ranked, {shown} read"
     parts = [
-        f"{pages} page{'s' if pages != 1 else ''}",
+        read,
         f"{t.visual:,} visual tokens with TokenPacker, {t.visual_uncompressed:,} "
         f"uncompressed{share}",
         f"context {t.context:,}{limit}",

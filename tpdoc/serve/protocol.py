@@ -97,6 +97,7 @@ class TpdocOptions(BaseModel):
     budget: int | None = None
     max_new_tokens: int | None = None
     all_pages: bool = False
+    shortlist: int | None = None
     password: str | None = None
     result: bool = False
 

@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from tpdoc.answering.planning import PagePlan
-from tpdoc.answering.results import AnswerResult, PageAnswer, TokenUse
+from tpdoc.answering.results import AnswerResult, PageAnswer, Shortlist, TokenUse
 from tpdoc.documents.tiling import TilePlan
 
 
@@ -38,6 +38,7 @@ def result_from_wire(data: dict[str, Any]) -> AnswerResult:
                 "confidence": _confidence(data["confidence"]),
                 "pages": tuple(_page(p) for p in data["pages"]),
                 "tokens": TokenUse(**data["tokens"]),
+                "shortlist": _shortlist(data.get("shortlist")),
             }
         )
     except (KeyError, TypeError) as exc:
@@ -58,6 +59,10 @@ def _page(data: dict[str, Any]) -> PageAnswer:
             "box": None if data.get("box") is None else tuple(data["box"]),
         }
     )
+
+
+def _shortlist(data: dict[str, Any] | None) -> Shortlist | None:
+    return None if data is None else Shortlist(**{**data, "read": tuple(data["read"])})
 
 
 def _finite(value: float) -> float | None:
