@@ -105,3 +105,16 @@ def test_progress_is_reported_page_by_page_for_each_pass(qa, docs):
         on_progress=lambda *e: seen.append(e),
     )
     assert seen == [("reading", i, 6) for i in range(1, 7)]
+
+
+def test_many_requests_report_progress_as_the_request_asked(qa, docs):
+    requests = [
+        Request(str(docs / "3.pdf"), QUESTION, id=1, options=AskOptions(max_new_tokens=2)),
+        Request(str(docs / "6.pdf"), QUESTION, id=2, options=AskOptions(max_new_tokens=2)),
+    ]
+    seen: list[tuple] = []
+    list(qa.ask_many(requests, on_progress=lambda r, *e: seen.append((r.id, *e))))
+    assert [e for e in seen if e[0] == 1] == [(1, "reading", i, 3) for i in (1, 2, 3)]
+    assert [e for e in seen if e[0] == 2] == [(2, "ranking", i, 6) for i in range(1, 7)] + [
+        (2, "reading", i, 3) for i in (1, 2, 3)
+    ]

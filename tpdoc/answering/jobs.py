@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 PageCallback = Callable[[int, str], None]  # (page number, its answer so far)
 # (phase, pages answered, pages to answer): phase "reading", or "ranking" for the overview
-# pass of a long document (tpdoc.answering.shortlist)
+# pass of a long document (tpdoc.answering.shortlist); ``ask_many``'s callback gets the
+# request first (RequestProgress)
 ProgressCallback = Callable[[str, int, int], None]
+RequestProgress = Callable[["Request", str, int, int], None]
 
 
 @dataclass
@@ -59,7 +61,7 @@ class RequestState:
     prompt: Any = None  # PromptIds
     limit: TokenLimit | None = None  # what each page is planned to fit
     on_text: PageCallback | None = None
-    on_progress: ProgressCallback | None = None
+    on_progress: RequestProgress | None = None
     phase: str = "reading"
     total: int | None = None  # pages selected, once the document is open
     queued: int = 0
@@ -72,7 +74,7 @@ class RequestState:
         """Keep the answer of the request's ``index``-th page, and say so."""
         self.answers[index] = answer
         if self.on_progress is not None and self.total is not None:
-            self.on_progress(self.phase, len(self.answers), self.total)
+            self.on_progress(self.request, self.phase, len(self.answers), self.total)
 
     @property
     def complete(self) -> bool:

@@ -27,6 +27,7 @@ from tpdoc.answering.jobs import (
     Job,
     PageCallback,
     ProgressCallback,
+    RequestProgress,
     RequestState,
     outcome,
     share,
@@ -138,18 +139,20 @@ class DocumentQA:
         """
         options = replace(options or AskOptions(), **fields)
         request = Request(str(path), question, options=options)
+        progress = None if on_progress is None else (lambda _r, *event: on_progress(*event))
         (outcome,) = answer_shortlisted(
-            [request], self._run, self.geometry, on_text=on_text, on_progress=on_progress
+            [request], self._run, self.geometry, on_text=on_text, on_progress=progress
         )
         if isinstance(outcome, FailedRequest):
             raise outcome.cause
         return outcome
 
     def ask_many(
-        self, requests: Iterable[Request], on_progress: ProgressCallback | None = None
+        self, requests: Iterable[Request], on_progress: RequestProgress | None = None
     ) -> Iterator[AnswerResult | FailedRequest]:
         """Answer requests in order; a request that fails becomes a ``FailedRequest`` and
-        the rest go on. Pages of different requests share the model's batches."""
+        the rest go on. Pages of different requests share the model's batches.
+        ``on_progress(request, phase, done, total)`` is called as each page is answered."""
         yield from answer_shortlisted(requests, self._run, self.geometry, on_progress=on_progress)
 
     def encode_document(
@@ -178,7 +181,7 @@ class DocumentQA:
         self,
         requests: Iterable[Request],
         on_text: PageCallback | None = None,
-        on_progress: ProgressCallback | None = None,
+        on_progress: RequestProgress | None = None,
         phase: str = "reading",
     ) -> Iterator[AnswerResult | FailedRequest]:
         states: list[RequestState] = []

@@ -23,7 +23,7 @@ from dataclasses import replace
 from itertools import groupby
 from typing import TYPE_CHECKING
 
-from tpdoc.answering.jobs import PageCallback, ProgressCallback
+from tpdoc.answering.jobs import PageCallback, RequestProgress
 from tpdoc.answering.planning import overview_tokens
 from tpdoc.answering.results import (
     NOT_FOUND,
@@ -70,7 +70,7 @@ def answer_shortlisted(
     run: Run,
     geometry: GeometryOf,
     on_text: PageCallback | None = None,
-    on_progress: ProgressCallback | None = None,
+    on_progress: RequestProgress | None = None,
 ) -> Iterator[Outcome]:
     """``run``'s outcomes for ``requests``, shortlisting the long documents; ``geometry``
     is the model's geometry for a request's options."""
@@ -87,20 +87,22 @@ def two_passes(
     run: Run,
     geometry: GeometryOf,
     on_text: PageCallback | None = None,
-    on_progress: ProgressCallback | None = None,
+    on_progress: RequestProgress | None = None,
 ) -> Outcome:
     options = request.options
     cheap = overview_tokens(geometry(options))
     if options.budget is not None:
         cheap = min(cheap, options.budget)
     overview = replace(request, options=replace(options, budget=cheap, all_pages=True))
-    (first,) = run([overview], on_progress=on_progress, phase="ranking")
+    # Progress is the asked request's, whichever pass it is in.
+    progress = None if on_progress is None else (lambda _r, *event: on_progress(request, *event))
+    (first,) = run([overview], on_progress=progress, phase="ranking")
     if isinstance(first, FailedRequest):
         return first
     order = sorted(first.pages, key=lambda p: (p.answer != NOT_FOUND, p.confidence), reverse=True)
     best = sorted(p.page for p in order[: options.shortlist])
     full = replace(request, options=replace(options, pages=",".join(map(str, best))))
-    (second,) = run([full], on_text=on_text, on_progress=on_progress)
+    (second,) = run([full], on_text=on_text, on_progress=progress)
     if isinstance(second, FailedRequest):
         return second
     return combined(first, second)
