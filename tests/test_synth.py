@@ -9,9 +9,9 @@ import torch
 
 from tpdoc.documents.pdf import rasterise_pdf_page as rasterise
 from tpdoc.synth import values as V
-from tpdoc.synth.fonts import HELD_OUT_FAMILIES, faces_for
+from tpdoc.synth.fonts import EVAL_FAMILIES, HELD_OUT_FAMILIES, faces_for
 from tpdoc.synth.layouts import KINDS, make_document
-from tpdoc.synth.render import Glyph, degrade, glyphs
+from tpdoc.synth.render import Glyph, as_printed, degrade, glyphs
 from tpdoc.train.glyphs import NONE, OTHER, GlyphGrid, char_class, label_crop
 
 
@@ -21,7 +21,7 @@ def test_every_recorded_fact_is_printed_on_its_page(kind):
         synth = make_document(random.Random(seed), kind=kind)
         assert synth.facts, kind
         for fact in synth.facts:
-            text = " ".join(synth.doc[fact.page - 1].get_text().split())
+            text = " ".join(as_printed(synth.doc[fact.page - 1].get_text()).split())
             assert " ".join(fact.value.split()) in text, (kind, fact)
         synth.doc.close()
 
@@ -33,10 +33,26 @@ def test_documents_are_reproducible_from_the_seed():
     assert a.doc[0].get_text() == b.doc[0].get_text()
 
 
-def test_held_out_fonts_never_train():
+def test_glyph_labels_say_what_was_printed_when_a_font_reads_back_other_code_points():
+    """Lato reads a hyphen back as U+2010, Liberation as a soft hyphen, both a space as a
+    no-break space: the labels must say "-" and " " as printed."""
+    from types import SimpleNamespace
+
+    chars = [{"c": c, "bbox": (i, 0.0, i + 1.0, 1.0)} for i, c in enumerate("R\u2010\xad1\xa02")]
+    page = SimpleNamespace(
+        rect=SimpleNamespace(width=10.0, height=10.0),
+        get_text=lambda _kind: {"blocks": [{"lines": [{"spans": [{"chars": chars}]}]}]},
+    )
+    assert "".join(g.char for g in glyphs(page, (10, 10), spaces=True)) == "R--1 2"
+    assert "".join(g.char for g in glyphs(page, (10, 10))) == "R--12"
+
+
+def test_held_out_fonts_never_train_and_evaluation_does_not_depend_on_the_machine():
     train = {f.family for f in faces_for("train")}
     assert not train & HELD_OUT_FAMILIES
-    assert faces_for("eval")
+    evaluated = {f.family for f in faces_for("eval")}
+    assert evaluated and evaluated <= EVAL_FAMILIES <= HELD_OUT_FAMILIES
+    assert all(f.path is None for f in faces_for("eval"))  # never a file of this machine
 
 
 def test_base14_faces_refuse_what_they_cannot_print():

@@ -37,6 +37,17 @@ class Glyph:
         return (x0 + x1) / 2, (y0 + y1) / 2
 
 
+# Some fonts (Lato, Liberation) map one glyph to several code points, and the text layer
+# reads back the first: a hyphen as U+2010 or a soft hyphen, a space as a no-break space.
+# The documents printed the ASCII character, so that is what the labels say.
+PRINTED_AS = str.maketrans({"\xa0": " ", "\xad": "-", "\u2010": "-", "\u2011": "-"})
+
+
+def as_printed(text: str) -> str:
+    """The text layer's characters as the synthetic documents printed them."""
+    return text.translate(PRINTED_AS)
+
+
 def glyphs(page: Any, size: tuple[int, int], spaces: bool = False) -> list[Glyph]:
     """Every printed character with its box scaled to ``size`` (width, height); spaces
     (the text layer's own, as " ") only with ``spaces``."""
@@ -46,10 +57,11 @@ def glyphs(page: Any, size: tuple[int, int], spaces: bool = False) -> list[Glyph
         for line in block.get("lines", ()):
             for span in line["spans"]:
                 for ch in span["chars"]:
-                    if ch["c"].isspace() and not (spaces and ch["c"] == " "):
+                    c = as_printed(ch["c"])
+                    if c.isspace() and not (spaces and c == " "):
                         continue
                     x0, y0, x1, y1 = ch["bbox"]
-                    out.append(Glyph(ch["c"], (x0 * sx, y0 * sy, x1 * sx, y1 * sy)))
+                    out.append(Glyph(c, (x0 * sx, y0 * sy, x1 * sx, y1 * sy)))
     return out
 
 
