@@ -141,12 +141,25 @@ def shell_commands(line: str) -> list[list[str]]:
     return found
 
 
+def joined(lines: list[str]) -> list[str]:
+    """Shell lines with their backslash continuations joined."""
+    out: list[str] = []
+    carry = ""
+    for line in lines:
+        if line.rstrip().endswith("\\"):
+            carry += line.rstrip()[:-1] + " "
+        else:
+            out.append(carry + line)
+            carry = ""
+    return out + ([carry] if carry else [])
+
+
 def readme_examples() -> list[tuple[str, list[str]]]:
     examples = []
     for info, lines in readme_code_blocks():
         if info not in SHELL_BLOCKS:
             continue
-        for line in lines:
+        for line in joined(lines):
             if re.search(r"(^\s*|[|;&]\s*|\$\()tpdoc\s", line):
                 examples += [(line.strip(), args) for args in shell_commands(line)]
     return examples

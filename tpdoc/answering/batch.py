@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 STDIN = "-"  # a path argument that means "read the paths (or the question) from stdin"
 DOCUMENT_SUFFIXES = frozenset({".pdf", *IMAGE_SUFFIXES})
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # s3://bucket/key, file:///path, ...
 
 
 @dataclass
@@ -54,13 +56,17 @@ class BatchSummary:
         return 1 if self.failed else 0
 
     def add(self, outcome: AnswerResult | FailedRequest) -> None:
-        if isinstance(outcome, FailedRequest):
+        self.add_record(record(outcome), len(getattr(outcome, "pages", ())))
+
+    def add_record(self, line: dict[str, Any], pages: int) -> None:
+        """Count one pair from its record (``record``'s JSON line) and its pages read."""
+        if "error" in line:
             self.failed += 1
             return
         self.answered += 1
-        self.pages += len(outcome.pages)
-        self.visual_tokens += outcome.tokens.visual
-        self.visual_tokens_uncompressed += outcome.tokens.visual_uncompressed
+        self.pages += pages
+        self.visual_tokens += line["tokens"]["visual"]
+        self.visual_tokens_uncompressed += line["tokens"]["visual_uncompressed"]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +81,28 @@ class BatchSummary:
         }
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model a batch loads (``--model``) and how it runs: what ``tpdoc batch`` hands
+    ``DocumentQA``, in this process or in each Ray actor (``tpdoc.answering.distributed``)."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    cache: bool = True  # the visual-token cache (of the machine that answers)
+    batch_size: int | None = None  # pages per pass and sequences per batch (--batch-size)
+    max_tiles: int | None = None
+
+    def load(self) -> DocumentQA:
+        from tpdoc.answering.qa import DocumentQA
+
+        return DocumentQA(
+            self.model, device=self.device, dtype=self.dtype, cache=self.cache,
+            pages_per_step=self.batch_size, sequences_per_batch=self.batch_size,
+            max_tiles=self.max_tiles,
+        )  # fmt: skip
+
+
 def record(outcome: AnswerResult | FailedRequest) -> dict[str, Any]:
     """The JSON line of one pair."""
     if isinstance(outcome, FailedRequest):
@@ -84,6 +112,11 @@ def record(outcome: AnswerResult | FailedRequest) -> dict[str, Any]:
 
 def pair_key(file: str, question: str, id: Any) -> str:
     return json.dumps([file, question, id], ensure_ascii=False)
+
+
+def is_uri(path: str) -> bool:
+    """Whether ``path`` is a URI (``s3://bucket/key``), which only ``--engine ray`` reads."""
+    return _URI.match(path) is not None
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -107,13 +140,17 @@ def expand_paths(
             continue
         path = Path(raw)
         if path.is_dir():
-            found += [str(p) for p in sorted(path.rglob("*")) if p.is_file() and _wanted(p, glob)]
+            found += [
+                str(p) for p in sorted(path.rglob("*")) if p.is_file() and wanted_file(p, glob)
+            ]
         else:
             found.append(raw)
     return found
 
 
-def _wanted(path: Path, glob: str | None) -> bool:
+def wanted_file(path: Path, glob: str | None) -> bool:
+    """Whether a file found in a folder is taken: ``glob`` matches its name, or without
+    ``glob`` it has a document suffix."""
     if glob is None:
         return path.suffix.lower() in DOCUMENT_SUFFIXES
     return fnmatch.fnmatch(path.name, glob)
@@ -165,7 +202,7 @@ def _question_request(item: Any, where: str, base: Path, options: AskOptions) ->
     if pages is not None and not isinstance(pages, str):
         raise UsageError(f"{where}: 'pages' must be a page spec like \"1,3-5\", got {pages!r}")
     file = item["file"]
-    if not Path(file).is_absolute():
+    if not Path(file).is_absolute() and not is_uri(file):
         file = str(base / file)
     request_options = options if pages is None else replace(options, pages=pages)
     return Request(file, item["question"].strip(), item.get("id"), request_options)

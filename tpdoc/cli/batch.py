@@ -1,16 +1,20 @@
 """`tpdoc batch`: many documents and questions, one JSON line per pair, resumable.
 
-In: paths (files, folders, ``-`` for paths on stdin) with ``-q QUESTION`` (repeatable),
-or ``--questions FILE.jsonl``. Out: JSON lines (``ask --json`` plus ``id``, or an
-``error`` record) appended to ``--out`` and/or printed on stdout, progress and a summary
-on stderr; exit code 0 when every pair was answered, 1 when some failed, 2 bad usage.
+In: paths (files, folders, ``-`` for paths on stdin; URIs too with ``--engine ray``) with
+``-q QUESTION`` (repeatable), or ``--questions FILE.jsonl``. Out: JSON lines (``ask
+--json`` plus ``id``, or an ``error`` record) appended to ``--out`` and/or printed on
+stdout, progress and a summary on stderr; exit code 0 when every pair was answered, 1 when
+some failed, 2 bad usage. ``--engine ray`` answers on Ray Data (``tpdoc.answering.distributed``,
+imported only then) and writes the same records here as they come back.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext, redirect_stdout
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,10 +42,39 @@ from tpdoc.cli.live import batch_progress
 from tpdoc.errors import UsageError
 
 if TYPE_CHECKING:
-    from tpdoc.answering.batch import BatchSummary
-    from tpdoc.answering.qa import DocumentQA
+    from tpdoc.answering.batch import BatchSummary, ModelSpec
+    from tpdoc.answering.distributed import RayEngine
     from tpdoc.answering.records import RecordWriter
     from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="local: this process; ray: a pool of model actors on Ray Data (the cluster at "
+        "RAY_ADDRESS, else a local one); needs the tpdoc\\[ray] extra.",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Ray: model actors (default: as many as the cluster holds)."
+    ),
+]
+GpusOpt = Annotated[
+    float | None,
+    typer.Option("--gpus-per-worker", min=0.0, help="Ray: GPUs each actor reserves (default 0)."),
+]
+CpusOpt = Annotated[
+    float | None,
+    typer.Option("--cpus-per-worker", min=0.01, help="Ray: CPUs each actor reserves (default 1)."),
+]
 
 
 @app.command(
@@ -91,6 +124,10 @@ def batch(
     password: PasswordOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    engine: EngineOpt = Engine.local,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = None,
+    cpus_per_worker: CpusOpt = None,
 ) -> None:
     """Answer questions about many documents: one JSON line per (file, question).
 
@@ -98,31 +135,32 @@ def batch(
     goes on where a run stopped.
     """
     with handled_errors():
-        from tpdoc.answering.batch import done_pairs, pair_key
-        from tpdoc.answering.qa import DocumentQA
+        from tpdoc.answering.batch import ModelSpec, done_pairs, pair_key
         from tpdoc.answering.records import RecordWriter
 
         options = ask_options(
             pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
             max_new_tokens=max_new_tokens, password=password, all_pages=all_pages,
         )  # fmt: skip
-        requests = _requests(paths or [], question or [], questions, glob, options)
+        ray = _ray_engine(engine, workers, gpus_per_worker, cpus_per_worker)
+        requests = _requests(paths or [], question or [], questions, glob, options, ray)
         if resume and out is None:
             raise UsageError("--resume needs --out: the records to resume from")
         with RecordWriter(out) if out is not None else nullcontext() as writer:
             skip = done_pairs(out) if resume else set()
             todo = sum(pair_key(r.file, r.question, r.id) not in skip for r in requests)
-            qa = DocumentQA(
-                model, device=device, dtype=dtype, cache=not no_cache,
-                pages_per_step=batch_size, sequences_per_batch=batch_size,
-                max_tiles=options.max_tiles,
-            ) if todo else None  # fmt: skip
-            summary = _run(qa, requests, writer, skip, echo=as_json or out is None, todo=todo)
+            spec = ModelSpec(model, device=device, dtype=dtype, cache=not no_cache,
+                             batch_size=batch_size, max_tiles=options.max_tiles)  # fmt: skip
+            echo = as_json or out is None
+            if ray is None:
+                summary = _run_local(spec, requests, writer, skip, echo=echo, todo=todo)
+            else:
+                summary = _run_ray(ray, spec, requests, writer, skip, echo=echo, todo=todo)
         raise typer.Exit(summary.exit_code)
 
 
-def _run(
-    qa: DocumentQA | None,
+def _run_local(
+    spec: ModelSpec,
     requests: list[Request],
     writer: RecordWriter | None,
     skip: set[str],
@@ -130,22 +168,90 @@ def _run(
     echo: bool,
     todo: int,
 ) -> BatchSummary:
-    """Run with a progress bar; records to stdout if ``echo``; the summary on stderr."""
+    """The local engine: this process loads the model (unless nothing is left to do)."""
     from tpdoc.answering.batch import run_batch
-    from tpdoc.cli.report import batch_summary_line
 
-    with batch_progress(todo, "answering") as bar:
+    qa = spec.load() if todo else None
 
+    def answer(show: Callable[[dict, int], None]) -> BatchSummary:
         def on_record(record: dict, outcome: AnswerResult | FailedRequest) -> None:
-            if echo:
-                typer.echo(json.dumps(record, ensure_ascii=False))
-            bar.advance(len(getattr(outcome, "pages", ())))
+            show(record, len(getattr(outcome, "pages", ())))
 
-        summary = run_batch(qa, requests, writer=writer, skip=skip, on_record=on_record)
-    stderr_console().print(batch_summary_line(summary), soft_wrap=True)
+        return run_batch(qa, requests, writer=writer, skip=skip, on_record=on_record)
+
+    summary = _run(answer, echo=echo, todo=todo)
     if qa is not None:
         warn_cache(qa)
     return summary
+
+
+def _run_ray(
+    engine: RayEngine,
+    spec: ModelSpec,
+    requests: list[Request],
+    writer: RecordWriter | None,
+    skip: set[str],
+    *,
+    echo: bool,
+    todo: int,
+) -> BatchSummary:
+    """The Ray engine: actors load the model and answer; this process writes the records.
+    Ray prints its workers' output and its own notices on stdout, so stdout is handed to
+    stderr while it runs and only the records go to the real one."""
+    import logging
+
+    import ray.data
+
+    from tpdoc.answering.distributed import run_batch
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # tpdoc shows its own
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    note = stderr_console().print
+
+    def answer(show: Callable[[dict, int], None]) -> BatchSummary:
+        with redirect_stdout(sys.stderr):
+            return run_batch(
+                requests, model=spec, engine=engine, writer=writer, skip=skip,
+                on_record=show, report=lambda line: note(line, soft_wrap=True, markup=False),
+            )  # fmt: skip
+
+    return _run(answer, echo=echo, todo=todo)
+
+
+def _run(
+    answer: Callable[[Callable[[dict, int], None]], BatchSummary], *, echo: bool, todo: int
+) -> BatchSummary:
+    """``answer(show)`` with a progress bar; ``show`` prints each record on stdout if
+    ``echo``; the summary goes to stderr."""
+    from tpdoc.cli.report import batch_summary_line
+
+    with batch_progress(todo, "answering") as bar:
+        stdout = sys.stdout  # the records' stream, whatever the engine does with sys.stdout
+
+        def show(record: dict, pages: int) -> None:
+            if echo:
+                typer.echo(json.dumps(record, ensure_ascii=False), file=stdout)
+            bar.advance(pages)
+
+        summary = answer(show)
+    stderr_console().print(batch_summary_line(summary), soft_wrap=True)
+    return summary
+
+
+def _ray_engine(
+    engine: Engine, workers: int | None, gpus: float | None, cpus: float | None
+) -> RayEngine | None:
+    """The Ray settings, or ``None`` for the local engine (which takes none of them)."""
+    if engine is Engine.local:
+        options = {"--workers": workers, "--gpus-per-worker": gpus, "--cpus-per-worker": cpus}
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    from tpdoc.answering.distributed import RayEngine, import_ray
+
+    import_ray()  # a missing Ray is a usage error now, before any work
+    return RayEngine(workers=workers, gpus_per_worker=gpus or 0.0, cpus_per_worker=cpus or 1.0)
 
 
 def _requests(
@@ -154,8 +260,13 @@ def _requests(
     jsonl: Path | None,
     glob: str | None,
     options: AskOptions,
+    ray: RayEngine | None,
 ) -> list[Request]:
     from tpdoc.answering.batch import expand_paths, read_questions, requests_for
+
+    expand = expand_paths
+    if ray is not None:
+        from tpdoc.answering.distributed import expand_inputs as expand  # URIs too
 
     if jsonl is not None:
         if questions or paths:
@@ -165,7 +276,7 @@ def _requests(
         raise UsageError("give a question with -q QUESTION, or --questions FILE.jsonl")
     if not paths:
         raise UsageError("give at least one PATH (a file, a folder, or - for paths on stdin)")
-    files = expand_paths(paths, glob=glob, stdin=sys.stdin)
+    files = expand(paths, glob=glob, stdin=sys.stdin)
     if not files:
         raise UsageError(f"no documents found in {', '.join(paths)}")
     return requests_for(files, questions, options)
