@@ -340,6 +340,10 @@ def test_interrupted_runs_keep_whole_records_and_resume_completes_them(
     signal_after_first_record({n: (processes[n], outs[n], signals[n]) for n in signals})
     assert processes["ctrl-c"].wait(timeout=60) == 130
     assert processes["kill"].wait(timeout=60) == -signal.SIGKILL
+    # Ctrl-C says what was kept and the exact command that goes on from there.
+    said = processes["ctrl-c"].stderr.read().decode()
+    go_on = f"1 of 8 records written to {outs['ctrl-c']}; go on with: tpdoc batch {folder}"
+    assert go_on in said and said.rstrip().endswith("--resume\ninterrupted"), said
     for out in outs.values():
         data = out.read_bytes()
         assert data.endswith(b"\n")
@@ -365,3 +369,20 @@ def test_interrupted_runs_keep_whole_records_and_resume_completes_them(
         assert len(keys) == len(set(keys)) == 8
         assert pairs <= set(keys)
         assert f"{len(kept)} skipped" in resumed.stderr
+
+
+def test_the_bar_moves_page_by_page_and_a_ranked_document_counts_its_overviews_as_half():
+    from tpdoc.cli.live import BatchProgress
+
+    bar = BatchProgress(2, "answering")
+    task = bar.progress.tasks[0]
+    bar.page("a", "ranking", 3, 6)
+    assert task.completed == pytest.approx(0.25)
+    bar.page("a", "reading", 1, 3)
+    assert task.completed == pytest.approx(0.5 + 0.5 / 3)
+    bar.page("b", "reading", 1, 2)
+    assert task.completed == pytest.approx(0.5 + 0.5 / 3 + 0.5)
+    bar.advance(3, "a")  # its record: the pair is done, its pages already counted
+    assert task.completed == pytest.approx(1.5) and bar.pages == 3
+    bar.advance(4)  # a record the pages were not reported for (the Ray engine)
+    assert task.completed == pytest.approx(2.5) and bar.pages == 7

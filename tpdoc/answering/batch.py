@@ -28,6 +28,7 @@ from tpdoc.documents.pages import IMAGE_SUFFIXES
 from tpdoc.errors import UsageError
 
 if TYPE_CHECKING:
+    from tpdoc.answering.jobs import RequestProgress
     from tpdoc.answering.qa import DocumentQA
 
 STDIN = "-"  # a path argument that means "read the paths (or the question) from stdin"
@@ -227,8 +228,10 @@ def run_batch(
     writer: RecordWriter | None = None,
     skip: set[str] | frozenset[str] = frozenset(),
     on_record: Callable[[dict[str, Any], AnswerResult | FailedRequest], None] | None = None,
+    on_progress: RequestProgress | None = None,
 ) -> BatchSummary:
-    """Answer every request not in ``skip``; each record is written as soon as it is done.
+    """Answer every request not in ``skip``; each record is written as soon as it is done,
+    and ``on_progress(request, phase, done, total)`` hears of every page answered.
 
     ``qa`` may be ``None`` when every request is skipped (no model is needed then). A
     record ``writer`` cannot write stops the run (``RecordWriteError``).
@@ -238,7 +241,7 @@ def run_batch(
     summary.skipped = len(requests) - len(todo)
     start = time.perf_counter()
     try:
-        for outcome in qa.ask_many(todo) if todo else ():
+        for outcome in qa.ask_many(todo, on_progress=on_progress) if todo else ():
             line = record(outcome)
             if writer is not None:
                 writer.write(line)

@@ -41,6 +41,7 @@ class RecordWriter:
     def __init__(self, path: str | Path, *, append: bool = True, option: str = "--out") -> None:
         self.path = Path(path)
         self.option = option
+        self.written = 0  # records written by this writer
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
         try:
             if self.path.is_dir():
@@ -63,6 +64,7 @@ class RecordWriter:
             raise RecordWriteError(
                 f"{self.option} {self.path}: cannot write a record: {error_reason(exc)}"
             ) from exc
+        self.written += 1
 
     def close(self) -> None:
         if self.fd >= 0:

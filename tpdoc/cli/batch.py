@@ -11,6 +11,7 @@ imported only then) and writes the same records here as they come back.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext, redirect_stdout
@@ -32,12 +33,13 @@ from tpdoc.cli.app import (
     PagesOpt,
     PasswordOpt,
     ScaleOpt,
+    ShortlistOpt,
     app,
     exit_codes,
     handled_errors,
     stderr_console,
 )
-from tpdoc.cli.ask import AllPagesOpt, ask_options, warn_cache
+from tpdoc.cli.ask import DEFAULT_SHORTLIST, AllPagesOpt, ask_options, warn_cache
 from tpdoc.cli.live import batch_progress
 from tpdoc.errors import UsageError
 
@@ -46,6 +48,10 @@ if TYPE_CHECKING:
     from tpdoc.answering.distributed import RayEngine
     from tpdoc.answering.records import RecordWriter
     from tpdoc.answering.results import AnswerResult, AskOptions, FailedRequest, Request
+    from tpdoc.cli.live import BatchProgress
+
+
+Show = Callable[[dict, int], None]  # (a record, its pages): print it, move the bar
 
 
 class Engine(str, Enum):
@@ -120,6 +126,7 @@ def batch(
     budget: BudgetOpt = None,
     max_new_tokens: MaxNewTokensOpt = 32,
     all_pages: AllPagesOpt = False,
+    shortlist: ShortlistOpt = DEFAULT_SHORTLIST,
     no_cache: NoCacheOpt = False,
     password: PasswordOpt = None,
     device: DeviceOpt = "auto",
@@ -141,6 +148,7 @@ def batch(
         options = ask_options(
             pages=pages, dpi=dpi, max_tiles=max_tiles, scale=scale, budget=budget,
             max_new_tokens=max_new_tokens, password=password, all_pages=all_pages,
+            shortlist=shortlist,
         )  # fmt: skip
         ray = _ray_engine(engine, workers, gpus_per_worker, cpus_per_worker)
         requests = _requests(paths or [], question or [], questions, glob, options, ray)
@@ -169,17 +177,22 @@ def _run_local(
     todo: int,
 ) -> BatchSummary:
     """The local engine: this process loads the model (unless nothing is left to do)."""
-    from tpdoc.answering.batch import run_batch
+    from tpdoc.answering.batch import pair_key, run_batch
 
     qa = spec.load() if todo else None
 
-    def answer(show: Callable[[dict, int], None]) -> BatchSummary:
+    def answer(show: Show, bar: BatchProgress) -> BatchSummary:
         def on_record(record: dict, outcome: AnswerResult | FailedRequest) -> None:
             show(record, len(getattr(outcome, "pages", ())))
 
-        return run_batch(qa, requests, writer=writer, skip=skip, on_record=on_record)
+        def on_page(request: Request, phase: str, done: int, total: int) -> None:
+            bar.page(pair_key(request.file, request.question, request.id), phase, done, total)
 
-    summary = _run(answer, echo=echo, todo=todo)
+        return run_batch(
+            qa, requests, writer=writer, skip=skip, on_record=on_record, on_progress=on_page
+        )
+
+    summary = _run(answer, echo=echo, todo=todo, out=writer)
     if qa is not None:
         warn_cache(qa)
     return summary
@@ -208,34 +221,57 @@ def _run_ray(
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     note = stderr_console().print
 
-    def answer(show: Callable[[dict, int], None]) -> BatchSummary:
+    def answer(show: Show, _bar: BatchProgress) -> BatchSummary:  # progress per record
         with redirect_stdout(sys.stderr):
             return run_batch(
                 requests, model=spec, engine=engine, writer=writer, skip=skip,
                 on_record=show, report=lambda line: note(line, soft_wrap=True, markup=False),
             )  # fmt: skip
 
-    return _run(answer, echo=echo, todo=todo)
+    return _run(answer, echo=echo, todo=todo, out=writer)
 
 
 def _run(
-    answer: Callable[[Callable[[dict, int], None]], BatchSummary], *, echo: bool, todo: int
+    answer: Callable[[Show, BatchProgress], BatchSummary],
+    *,
+    echo: bool,
+    todo: int,
+    out: RecordWriter | None,
 ) -> BatchSummary:
-    """``answer(show)`` with a progress bar; ``show`` prints each record on stdout if
-    ``echo``; the summary goes to stderr."""
+    """``answer(show, bar)`` with a progress bar; ``show`` prints each record on stdout
+    if ``echo``; the summary goes to stderr, and on Ctrl-C what was kept and how to go on."""
+    from tpdoc.answering.batch import pair_key
     from tpdoc.cli.report import batch_summary_line
 
+    written = 0
     with batch_progress(todo, "answering") as bar:
         stdout = sys.stdout  # the records' stream, whatever the engine does with sys.stdout
 
         def show(record: dict, pages: int) -> None:
+            nonlocal written
+            written += 1
             if echo:
                 typer.echo(json.dumps(record, ensure_ascii=False), file=stdout)
-            bar.advance(pages)
+            bar.advance(pages, pair_key(record["file"], record["question"], record.get("id")))
 
-        summary = answer(show)
+        try:
+            summary = answer(show, bar)
+        except KeyboardInterrupt:
+            stderr_console().print(
+                interrupted_note(written, todo, out), soft_wrap=True, markup=False
+            )
+            raise
     stderr_console().print(batch_summary_line(summary), soft_wrap=True)
     return summary
+
+
+def interrupted_note(printed: int, todo: int, out: RecordWriter | None) -> str:
+    """What a Ctrl-C left: the records kept, and the command that goes on from there."""
+    kept = f"{printed if out is None else out.written} of {todo} records written"
+    if out is None:
+        return f"{kept} to stdout; with --out FILE a run can be resumed"
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return f"{kept} to {out.path}; go on with: {shlex.join(['tpdoc', *args, '--resume'])}"
 
 
 def _ray_engine(

@@ -143,7 +143,12 @@ class PageProgress:
 
 
 class BatchProgress:
-    """Pairs done of the total, pages per second and time left, on stderr (terminals only)."""
+    """Pairs done of the total, pages per second and time left, on stderr (terminals only).
+
+    The bar moves page by page: a pair in flight counts as the share of its pages
+    answered (a long document's ranking pass as its first half), so the rate and the time
+    left are estimated from pages done, not from the few pairs finished.
+    """
 
     def __init__(self, total: int, label: str) -> None:
         from rich.progress import (
@@ -169,13 +174,37 @@ class BatchProgress:
             disable=not console.is_terminal,
         )
         self.task = self.progress.add_task(label, total=total, rate="0.00")
+        self.done = 0  # pairs whose records are out
+        self.flight: dict[str, float] = {}  # a pair in flight -> share of it done
+        self.ranked: set[str] = set()
         self.pages = 0
         self.start = time.perf_counter()
 
-    def advance(self, pages: int) -> None:
-        self.pages += pages
+    def page(self, key: str, phase: str, done: int, total: int) -> None:
+        """One more page of the pair ``key`` answered (``DocumentQA.ask_many``'s progress)."""
+        self.pages += 1
+        if phase == "ranking":
+            self.ranked.add(key)
+            share = 0.5 * done / total
+        else:
+            share = (0.5 + 0.5 * done / total) if key in self.ranked else done / total
+        self.flight[key] = min(share, 1.0)
+        self._show()
+
+    def advance(self, pages: int, key: str | None = None) -> None:
+        """The pair ``key``'s record is out; its ``pages`` count now unless ``page``
+        counted them as they were answered."""
+        if key not in self.flight:
+            self.pages += pages
+        self.flight.pop(key, None)
+        self.ranked.discard(key)
+        self.done += 1
+        self._show()
+
+    def _show(self) -> None:
         rate = self.pages / max(time.perf_counter() - self.start, 1e-9)
-        self.progress.update(self.task, advance=1, rate=f"{rate:.2f}")
+        completed = self.done + sum(self.flight.values())
+        self.progress.update(self.task, completed=completed, rate=f"{rate:.2f}")
 
 
 @contextmanager
