@@ -41,6 +41,9 @@ from tpdoc.io import atomic_write_bytes
 if TYPE_CHECKING:
     import torch
 
+    from tpdoc.answering.planning import PagePlan
+    from tpdoc.documents.tiling import TilingConfig
+
 CACHE_ENV = "TPDOC_CACHE"  # the cache's root folder
 CACHE_MAX_ENV = "TPDOC_CACHE_MAX"  # its size cap, e.g. "2G", "500M", "1000000"
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -73,6 +76,20 @@ class CacheKey:
     scale: int
     model: str  # the model's identity: name, path or revision, weights fingerprint
     dtype: str
+
+    @classmethod
+    def for_page(
+        cls, file_hash: str, plan: PagePlan, tiling: TilingConfig, dpi: float | None,
+        model: str, dtype: Any,
+    ) -> CacheKey:  # fmt: skip
+        """The key of a page planned as ``plan`` from the file ``file_hash`` names."""
+        return cls(
+            file_sha256=file_hash, page=plan.page, width=plan.plan.width,
+            height=plan.plan.height, grid=plan.plan.grid, fit=plan.plan.fit,
+            mode=plan.plan.mode, tile_size=tiling.tile_size, dpi=dpi,
+            image_mean=tiling.image_mean, image_std=tiling.image_std, scale=plan.scale,
+            model=model, dtype=str(dtype),
+        )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

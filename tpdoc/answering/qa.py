@@ -231,7 +231,10 @@ class DocumentQA:
                     number, info.height, info.width, geometry,
                     limit=limit.tokens, scales=self.scales, what=limit.what,
                 )  # fmt: skip
-                job = Job(state, state.queued, plan, self._key(file_hash, plan, geometry, options))
+                key = None if file_hash is None else CacheKey.for_page(
+                    file_hash, plan, geometry.tiling, options.dpi, self.identity, self.model.dtype
+                )  # fmt: skip
+                job = Job(state, state.queued, plan, key)
                 state.queued += 1
                 if job.key is not None:
                     with state.watch.stage("cache"):
@@ -396,29 +399,6 @@ class DocumentQA:
                 del self._hashes[next(iter(self._hashes))]  # the oldest (insertion order)
             self._hashes[memo] = file_sha256(path)
         return self._hashes[memo]
-
-    def _key(
-        self, file_hash: str | None, plan: PagePlan, geometry: Geometry, options: AskOptions
-    ) -> CacheKey | None:
-        if file_hash is None:
-            return None
-        tiling = geometry.tiling
-        return CacheKey(
-            file_sha256=file_hash,
-            page=plan.page,
-            width=plan.plan.width,
-            height=plan.plan.height,
-            grid=plan.plan.grid,
-            fit=plan.plan.fit,
-            mode=plan.plan.mode,
-            tile_size=tiling.tile_size,
-            dpi=options.dpi,
-            image_mean=tiling.image_mean,
-            image_std=tiling.image_std,
-            scale=plan.scale,
-            model=self.identity,
-            dtype=str(self.model.dtype),
-        )
 
     def _shape(self, plan: PagePlan) -> tuple[int, int, int]:
         g = self.model.config.geometry.with_options(scale=plan.scale)
