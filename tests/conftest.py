@@ -88,6 +88,15 @@ def tiny_model_config(tokenizer, *, scale: int = 2, mode: str = "slice", max_til
     )
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child that tests send Ctrl-C (SIGINT): its default action, as
+    at a terminal. A shell's background job (a CI runner's, say) starts with SIGINT
+    ignored, and a Python child then never raises ``KeyboardInterrupt``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def make_pdf(path: Path, sizes: list[tuple[float, float]], text: str = "Total 1,234.56") -> Path:
     """A PDF with one page per (width, height) in points, each with some text."""
     import pymupdf

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import make_pdf
+from tests.conftest import interruptible, make_pdf
 from tpdoc.answering.batch import expand_paths, read_questions, requests_for
 from tpdoc.answering.records import RecordWriter, read_records
 from tpdoc.answering.results import AskOptions
@@ -308,7 +308,9 @@ def start_batch(model_dir: Path, folder: Path, out: Path) -> subprocess.Popen:
         "--model", str(model_dir), "--out", str(out), "--batch-size", "1",
         "--max-new-tokens", "4",
     ]  # fmt: skip
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=interruptible
+    )
 
 
 def signal_after_first_record(runs: dict[str, tuple[subprocess.Popen, Path, int]]) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import forward_lengths, make_pdf, tiny_model_config
+from tests.conftest import forward_lengths, interruptible, make_pdf, tiny_model_config
 from tpdoc.answering.chat import ChatSession
 from tpdoc.answering.qa import DocumentQA
 from tpdoc.answering.results import AskOptions
@@ -17,6 +17,9 @@ from tpdoc.cli import app
 from tpdoc.cli.chat import STOPPED
 from tpdoc.errors import UsageError
 from tpdoc.model.document_model import DocumentModel
+
+# The chat prompt at the start of a line (questions in a /report table end in "? " too)
+PROMPT = r"(?:^|\n)\? "
 
 FIRST, FOLLOW_UP = "What is the total?", "Who issued the invoice number?"
 
@@ -215,7 +218,7 @@ class PseudoTerminal:
         self.process = subprocess.Popen(
             command, stdin=terminal, stdout=terminal, stderr=terminal, env=env,
             start_new_session=True,  # then take the terminal as the controlling one:
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            preexec_fn=lambda: (interruptible(), fcntl.ioctl(0, termios.TIOCSCTTY, 0)),
         )  # fmt: skip
         os.close(terminal)
         self.output, self.position = "", 0
@@ -282,20 +285,20 @@ def test_chat_at_a_terminal_edits_lines_and_keeps_a_history(tiny_model_dir, pdf,
     command = [sys.executable, "-m", "tpdoc.cli", *chat_args(pdf, tiny_model_dir)]
     with PseudoTerminal(command, env=env) as term:
         term.expect(r"page\(s\) ready")
-        term.expect(r"\? ")
+        term.expect(PROMPT)
         term.send(f"{FIRST}\r")
         term.expect("first token")
-        term.expect(r"\? ")
+        term.expect(PROMPT)
         term.send("\x1b[A\r")  # up arrow: the same question again
         term.expect("first token")
-        term.expect(r"\? ")
+        term.expect(PROMPT)
         term.send("/report\r")
         report = term.expect("questions so far")
-        term.expect(r"\? ")
+        term.expect(PROMPT)
         report = term.output[report:]
         term.send("\x03")  # Ctrl-C at the prompt
         term.expect(r"Ctrl-D or /quit ends the session")
-        term.expect(r"\? ")
+        term.expect(PROMPT)
         term.send("\x04")  # Ctrl-D
         code = term.wait()
     assert code == 0, term.output[-2000:]

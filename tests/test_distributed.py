@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import make_pdf
+from tests.conftest import interruptible, make_pdf
 from tests.test_batch import PAUSE_SECONDS, PAUSING_BATCH, QUESTION, batch_args, lines
 from tests.test_batch import signal_after_first_record as signal_after_first_records
 from tpdoc.cli import app
@@ -190,7 +190,10 @@ def test_a_killed_or_interrupted_driver_resumes_without_loss_or_duplicates(
 
     def start(out: Path) -> subprocess.Popen:
         args = [sys.executable, "-c", code, *ray_args(tiny_model_dir, *asked, "--out", str(out))]
-        return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=interruptible,
+        )  # fmt: skip
 
     processes = {name: start(outs[name]) for name in signals}
     signal_after_first_records({n: (processes[n], outs[n], signals[n]) for n in signals})

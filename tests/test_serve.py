@@ -31,7 +31,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import make_pdf
+from tests.conftest import interruptible, make_pdf
 from tests.serving import (
     MAX_BODY,
     WAIT_SECONDS,
@@ -626,6 +626,7 @@ class ServeProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tpdoc.cli", "serve", "--port", "0", *args],
             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            preexec_fn=interruptible,
         )  # fmt: skip
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []

@@ -50,9 +50,12 @@ def test_glyph_labels_say_what_was_printed_when_a_font_reads_back_other_code_poi
 def test_held_out_fonts_never_train_and_evaluation_does_not_depend_on_the_machine():
     train = {f.family for f in faces_for("train")}
     assert not train & HELD_OUT_FAMILIES
-    evaluated = {f.family for f in faces_for("eval")}
-    assert evaluated and evaluated <= EVAL_FAMILIES <= HELD_OUT_FAMILIES
-    assert all(f.path is None for f in faces_for("eval"))  # never a file of this machine
+    assert EVAL_FAMILIES <= HELD_OUT_FAMILIES
+    evaluated = faces_for("eval")  # pymupdf-fonts' held-out faces, or Base-14 obliques
+    assert evaluated and all(f.path is None for f in evaluated)  # never a machine's file
+    assert {f.family for f in evaluated} <= EVAL_FAMILIES or all(
+        f.code in ("heit", "tiit", "coit") for f in evaluated
+    )
 
 
 def test_base14_faces_refuse_what_they_cannot_print():
