@@ -3,6 +3,7 @@ runs the language model over its own tokens only, with the same answers as `ask`
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,7 @@ def test_chat_at_a_terminal_edits_lines_and_keeps_a_history(tiny_model_dir, pdf,
         report = term.expect("questions so far")
         term.expect(PROMPT)
         report = term.output[report:]
+        time.sleep(0.5)  # readline is reading (a Ctrl-C as the prompt is drawn can be lost)
         term.send("\x03")  # Ctrl-C at the prompt
         term.expect(r"Ctrl-D or /quit ends the session")
         term.expect(PROMPT)
