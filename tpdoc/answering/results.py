@@ -9,6 +9,7 @@ timings) and ``FailedRequest``, each with the stable JSON form ``tpdoc ask --jso
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,14 +214,16 @@ class FailedRequest:
         return {"file": self.file, "question": self.question, "id": self.id, "error": self.error}
 
 
+def ranked_pages(pages: Sequence[PageAnswer]) -> list[PageAnswer]:
+    """Pages best first: those that found an answer before those that say "not found",
+    then by confidence; ties keep the order asked (the sort is stable)."""
+    return sorted(pages, key=lambda p: (p.answer != NOT_FOUND, p.confidence), reverse=True)
+
+
 def best_page(pages: tuple[PageAnswer, ...]) -> PageAnswer:
     """The most confident page that found an answer (a page that says "not found" only
     wins when every page does); ties go to the earlier page asked."""
-
-    def rank(i: int) -> tuple[bool, float, int]:
-        return (pages[i].answer != NOT_FOUND, pages[i].confidence, -i)
-
-    return pages[max(range(len(pages)), key=rank)]
+    return ranked_pages(pages)[0]
 
 
 def round_finite(value: float | None, digits: int) -> float | None:

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 from tpdoc.answering.jobs import PageCallback, RequestProgress
 from tpdoc.answering.planning import overview_tokens
 from tpdoc.answering.results import (
-    NOT_FOUND,
     AnswerResult,
     FailedRequest,
     Request,
     Shortlist,
     TokenUse,
+    ranked_pages,
 )
 from tpdoc.errors import TpdocError
 
@@ -99,7 +99,7 @@ def two_passes(
     (first,) = run([overview], on_progress=progress, phase="ranking")
     if isinstance(first, FailedRequest):
         return first
-    order = sorted(first.pages, key=lambda p: (p.answer != NOT_FOUND, p.confidence), reverse=True)
+    order = ranked_pages(first.pages)
     best = sorted(p.page for p in order[: options.shortlist])
     full = replace(request, options=replace(options, pages=",".join(map(str, best))))
     (second,) = run([full], on_text=on_text, on_progress=progress)
