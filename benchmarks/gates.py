@@ -32,7 +32,7 @@ def load(read: Path | None, pointer: Path | None, model: Path | None):
     if model is not None:
         return load_model(model)
     built = DocumentModel.from_config(
-        run_read.pointer_config(), load_tokenizer(resolve_model(None))
+        run_read.read_config(read), load_tokenizer(resolve_model(None))
     )
     if read is not None:
         run_read.load_weights(built, read)

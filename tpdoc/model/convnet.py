@@ -38,9 +38,21 @@ class ConvNetConfig:
     mlp_ratio: int = 3
     kernel_size: int = 7  # depthwise kernel of every block
     num_channels: int = 3
+    # More blocks after each stem convolution (one count per stem stage; the last stage's
+    # come after its stem block): reading capacity where a glyph still spans several cells.
+    stage_blocks: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stem_channels", tuple(int(c) for c in self.stem_channels))
+        object.__setattr__(self, "stage_blocks", tuple(int(n) for n in self.stage_blocks))
+        if (
+            len(self.stage_blocks) > len(self.stem_channels)
+            or min(self.stage_blocks, default=0) < 0
+        ):
+            raise ConfigError(
+                f"convnet stage_blocks {self.stage_blocks} needs a count >= 0 for each of at most "
+                f"{len(self.stem_channels)} stem stages"
+            )
         stride = 2 ** (len(self.stem_channels) + 1)
         if stride != self.patch_size:
             raise ConfigError(
@@ -91,6 +103,13 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.pw2(self.act(self.pw1(self.norm(self.dw(x)))))  # [B, C, H, W]
 
+    def start_as_identity(self) -> Block:
+        """Zero the last projection: a block added to a trained tower changes nothing until
+        it learns, so a grown tower starts from its checkpoint's accuracy."""
+        nn.init.zeros_(self.pw2.weight)
+        nn.init.zeros_(self.pw2.bias)
+        return self
+
 
 class ConvNet(nn.Module):
     """Stride-2 stem convolutions, a block at stride 8, then ``depth`` blocks at the grid."""
@@ -100,8 +119,14 @@ class ConvNet(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         cin = config.num_channels
-        for cout in config.stem_channels:
+        counts = config.stage_blocks + (0,) * (len(config.stem_channels) - len(config.stage_blocks))
+        self.stage_blocks = nn.ModuleList()  # after each stem convolution (empty: none)
+        for cout, count in zip(config.stem_channels, counts, strict=True):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GELU()]
+            self.stage_blocks.append(nn.Sequential(*(
+                Block(cout, config.mlp_ratio, config.kernel_size).start_as_identity()
+                for _ in range(count)
+            )))  # fmt: skip
             cin = cout
         self.stem = nn.Sequential(*layers)
         self.stem_block = Block(cin, config.mlp_ratio, config.kernel_size)
@@ -114,7 +139,11 @@ class ConvNet(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """``[B, 3, H, W]`` -> hidden states, each ``[B, (H/16)*(W/16), C]`` (row-major)."""
-        x = self.down(self.stem_block(self.stem(pixel_values)))  # [B, C, H/16, W/16]
+        x = pixel_values
+        for i, blocks in enumerate(self.stage_blocks):  # [B, 3, H, W] -> [B, C_i, H/2^(i+1), ..]
+            x = self.stem[2 * i + 1](self.stem[2 * i](x))
+            x = blocks(x) if i < len(self.stage_blocks) - 1 else blocks(self.stem_block(x))
+        x = self.down(x)  # [B, C, H/16, W/16]
         states = [x]
         for block in self.blocks:
             x = block(x)

@@ -8,6 +8,14 @@ import sys
 from pathlib import Path
 
 
+def counts(text: str) -> tuple[int, ...]:
+    """``"0,0,3"`` -> ``(0, 0, 3)``, for argparse."""
+    try:
+        return tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected counts like 0,0,3, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> int:
     parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -77,6 +85,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     read.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
     read.add_argument("--device", default="cpu", help="cpu or cuda")
     read.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    read.add_argument(
+        "--stage-blocks", type=counts, metavar="N,N,N",
+        help="grow the tower: this many more blocks after each stem stage, e.g. 0,0,3",
+    )  # fmt: skip
     compose = sub.add_parser("compose", help="a pointer model from stages R and P")
     compose.add_argument("--read", type=Path, required=True, help="stage R's read.safetensors")
     compose.add_argument("--pointer", type=Path, required=True, help="stage P's weights")
@@ -130,6 +142,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
             args.out, steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
             workers=args.workers, resume=args.resume, init_model=args.init_model,
             tower=args.tower, bf16=not args.fp32, device=args.device,
+            stage_blocks=args.stage_blocks,
         )  # fmt: skip
         print(metrics)
     if args.stage == "glyphs":

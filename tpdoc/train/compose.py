@@ -22,7 +22,7 @@ from tpdoc.weights.registry import resolve_model
 
 def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
                   dtype: torch.dtype | None = None) -> Path:  # fmt: skip
-    config = run_read.pointer_config()
+    config = run_read.read_config(read)
     model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
     copied = run_read.load_weights(model, read)
     run_pointer.load_weights(model, pointer)
@@ -36,6 +36,9 @@ def half_precision(source: Path, target: Path) -> Path:
     """``source``'s tensors with floats stored as float16 (committed and shipped weights)."""
     from safetensors.torch import load_file, save_file
 
+    from tpdoc.train.stage_files import file_metadata
+
     state = load_file(str(source))
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(target))
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(halved, str(target), metadata=file_metadata(source) or None)
     return target

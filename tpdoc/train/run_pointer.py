@@ -286,7 +286,7 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = config or run_read.pointer_config()
+    config = config or run_read.read_config(read)
     tokenizer = load_tokenizer(resolve_model(None))
     model = DocumentModel.from_config(config, tokenizer).train()
     if read is not None:

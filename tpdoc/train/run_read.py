@@ -17,6 +17,7 @@ tiled exactly as at answer time, scan-like damage included (``tpdoc.train.spans`
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
 from dataclasses import replace
@@ -30,7 +31,7 @@ from tpdoc.model.pointer import AnswerConfig
 from tpdoc.model.readout import BLANK, readout_counts, readout_loss
 from tpdoc.train.optim import GRAD_CLIP, VISION_LR_FACTOR, warmup_cosine
 from tpdoc.train.spans import SpanSample, SpanStream, span_sample
-from tpdoc.train.stage_files import record_step, save_parameters, saved_step
+from tpdoc.train.stage_files import file_metadata, record_step, save_parameters, saved_step
 from tpdoc.weights.registry import load_config
 
 TILES_PER_STEP = 6  # the tiles with the most print of a page
@@ -38,11 +39,29 @@ BLANK_WEIGHT = 0.1
 EVAL_PAGES = 8
 WEIGHTS_FILE = "read.safetensors"
 PREFIXES = ("vision.", "projector.", "pointer.readout.")
+VISION_METADATA = "vision_config"  # the tower's config in the header of ``read.safetensors``
 
 
 def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
     """The embedded model's config with a pointer answer head."""
     return replace(base or load_config(None), answer=AnswerConfig(kind="pointer"))
+
+
+def grown(config: ModelConfig, stage_blocks: tuple[int, ...]) -> ModelConfig:
+    """``config`` with a convolutional tower of ``stage_blocks`` more blocks per stem stage
+    (``tpdoc.model.convnet``); a checkpoint of the smaller tower loads into it unchanged."""
+    vision = dict(config.vision.config, stage_blocks=list(stage_blocks))
+    return replace(config, vision=replace(config.vision, config=vision))
+
+
+def read_config(read: Path | None, stage_blocks: tuple[int, ...] | None = None) -> ModelConfig:
+    """The pointer config whose tower fits stage R's weights ``read`` (their header names
+    the tower; files from before that have the shipped one), grown by ``stage_blocks``."""
+    config = pointer_config()
+    saved = file_metadata(read).get(VISION_METADATA) if read is not None else None
+    if saved:
+        config = replace(config, vision=replace(config.vision, config=json.loads(saved)))
+    return grown(config, stage_blocks) if stage_blocks is not None else config
 
 
 def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
@@ -82,7 +101,8 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> di
 
 
 def save_weights(model: DocumentModel, path: Path) -> None:
-    save_parameters(trained_parameters(model), path)
+    vision = json.dumps(model.config.vision.config, sort_keys=True)
+    save_parameters(trained_parameters(model), path, {VISION_METADATA: vision})
 
 
 def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
@@ -105,7 +125,10 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
                workers: int = 1, resume: bool = False, init_model: Path | None = None,
                tower: Path | None = None, device: str = "cpu",
                bf16: bool = True, eval_pages: int = EVAL_PAGES,
+               stage_blocks: tuple[int, ...] | None = None,
                config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
+    """Stage R. The tower is the one ``tower`` (or, resuming, ``OUT``'s weights) was saved
+    with, grown by ``stage_blocks`` when given (its new blocks start as the identity)."""
     from tpdoc.weights.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
     from tpdoc.weights.checkpoint import load_tokenizer
     from tpdoc.weights.registry import resolve_model
@@ -113,9 +136,10 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     folder = resolve_model(init_model)
-    config = config or pointer_config()
-    model = DocumentModel.from_config(config, load_tokenizer(folder)).train()
     start = saved_step(out) if resume else 0
+    if config is None:
+        config = read_config(out / WEIGHTS_FILE if start else tower, stage_blocks)
+    model = DocumentModel.from_config(config, load_tokenizer(folder)).train()
     if start:
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
     else:

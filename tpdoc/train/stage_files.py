@@ -19,11 +19,12 @@ from tpdoc.io import append_json_line, atomic_write_text
 PROGRESS_FILE = "progress.json"
 
 
-def _write_safetensors(state: dict[str, torch.Tensor], target: Path) -> None:
+def _write_safetensors(state: dict[str, torch.Tensor], target: Path,
+                       metadata: dict[str, str] | None = None) -> None:  # fmt: skip
     from safetensors.torch import save_file
 
     tmp = target.with_name(target.name + ".tmp")
-    save_file(state, str(tmp))
+    save_file(state, str(tmp), metadata=metadata)
     tmp.replace(target)
 
 
@@ -35,10 +36,19 @@ def save_module(module: torch.nn.Module, target: Path, prefix: str = "") -> None
     _write_safetensors(state, target)
 
 
-def save_parameters(params: dict[str, torch.nn.Parameter], path: Path) -> None:
+def save_parameters(params: dict[str, torch.nn.Parameter], path: Path,
+                    metadata: dict[str, str] | None = None) -> None:  # fmt: skip
     """The named tensors, in their own dtype, as one safetensors file written atomically
-    (stages R and P)."""
-    _write_safetensors({k: v.detach().contiguous() for k, v in params.items()}, path)
+    (stages R and P), with ``metadata`` in its header."""
+    _write_safetensors({k: v.detach().contiguous() for k, v in params.items()}, path, metadata)
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """The string metadata in a safetensors file's header (empty if none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
 
 
 def load_tower(tower: torch.nn.Module, path: Path) -> None:
