@@ -252,13 +252,23 @@ def test_a_page_that_found_an_answer_beats_pages_that_did_not():
 
 def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeypatch):
     from tpdoc.train import run_pointer, run_read
-    from tpdoc.train.compose import compose_model
+    from tpdoc.train.compose import compose_model, half_precision
     from tpdoc.weights.checkpoint import load_model
 
     torch.set_num_threads(1)
-    # Two steps of each on the embedded config, a held-out page each: they run and save.
-    read = run_read.train_read(tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1)
+    # Two steps of each on the embedded config (its tower grown by one block at stride 8),
+    # a held-out page each: they run and save.
+    read = run_read.train_read(
+        tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1, stage_blocks=(0, 0, 1)
+    )
     assert 0 <= read["heldout_read_acc"] <= 1 and read["heldout_printed_slots"] > 0
+    # The grown tower travels with the weights: resuming, halving and composing know it.
+    resumed = run_read.train_read(
+        tmp_path / "r", steps=3, eval_every=3, workers=0, eval_pages=1, resume=True
+    )
+    assert resumed["step"] == 3
+    half = half_precision(tmp_path / "r" / run_read.WEIGHTS_FILE, tmp_path / "half.safetensors")
+    assert run_read.read_config(half).vision.config["stage_blocks"] == [0, 0, 1]
     point = run_pointer.train_pointer(
         tmp_path / "p", steps=2, batch=4, eval_every=2, workers=0, eval_pages=1
     )
@@ -284,3 +294,4 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
     for name, tensor in load_file(str(tmp_path / "p" / run_pointer.WEIGHTS_FILE)).items():
         assert torch.equal(dict(model.named_parameters())[name], tensor)
     assert model.config.answer.kind == "pointer"
+    assert len(model.vision.net.stage_blocks[2]) == 1

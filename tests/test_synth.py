@@ -122,6 +122,23 @@ def test_convnet_tower_shapes_and_levels():
     assert [s.shape for s in states] == [torch.Size([1, 64, 8])] * 3
 
 
+def test_a_grown_convnet_starts_as_the_tower_it_grew_from():
+    from tpdoc.model.convnet import ConvNet, ConvNetConfig
+
+    small = dict(image_size=64, hidden_size=8, stem_channels=(4, 4, 8), depth=1, kernel_size=3)
+    torch.manual_seed(0)
+    base = ConvNet(ConvNetConfig(**small)).eval()
+    grown = ConvNet(ConvNetConfig(**small, stage_blocks=(1, 0, 2))).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[1] for k in missing} == {"0", "2"}
+    x = torch.randn(2, 3, 64, 64)
+    assert all(torch.equal(a, b) for a, b in zip(base(x), grown(x), strict=True))
+    # Once its new blocks have learnt something, the grown tower computes something else.
+    with torch.no_grad():
+        grown.stage_blocks[2][0].pw2.weight.normal_()
+    assert not torch.allclose(base(x)[-1], grown(x)[-1])
+
+
 def test_convnet_config_errors_show_values():
     from tpdoc.errors import ConfigError
     from tpdoc.model.convnet import ConvNetConfig
@@ -130,6 +147,8 @@ def test_convnet_config_errors_show_values():
         ConvNetConfig(patch_size=16, stem_channels=(8, 8))
     with pytest.raises(ConfigError, match="100"):
         ConvNetConfig(image_size=100)
+    with pytest.raises(ConfigError, match=r"\(0, 0, 0, 1\)"):
+        ConvNetConfig(stage_blocks=(0, 0, 0, 1))
 
 
 def test_boxed_field_layout_is_held_out_from_training(monkeypatch):
