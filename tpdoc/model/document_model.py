@@ -84,6 +84,11 @@ class DocumentModel(nn.Module):
                 config.projector.llm_dim,
                 readout_hidden=config.answer.readout_hidden,
                 blank_bias=config.answer.blank_bias,
+                words=(
+                    (config.answer.question_vocab, config.answer.question_words)
+                    if config.answer.question_words
+                    else None
+                ),
             )  # fmt: skip
             if config.answer.kind == "pointer"
             else None
@@ -182,7 +187,7 @@ class DocumentModel(nn.Module):
         asks = []
         for question, (packed, plan) in zip(questions, pages, strict=True):
             read = read_page(self.pointer, packed.to(self.device), plan.rows, plan.cols)
-            asks.append((tok(question).input_ids, read, plan.cols))
+            asks.append((self.pointer.question(tok, question), read, plan.cols))
         rows = point_pages(
             self.language_model, self.pointer, asks, tok.eos_token_id, self.separators.tile
         )

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from tpdoc.errors import ConfigError
+from tpdoc.model.question_words import QuestionWords
 from tpdoc.model.readout import (
     BLANK,
     NUM_CLASSES,
@@ -51,10 +52,18 @@ class AnswerConfig:
     # Added to the read-out's blank logit at answer time: the read-out is trained with blank
     # slots down-weighted, so it over-reads print; 1.0 read held-out tiles best (CER).
     blank_bias: float = 1.0
+    # Pretrained word vectors beside the question's bytes (``tpdoc.model.question_words``):
+    # their width (0: none) and how many word pieces the table holds.
+    question_words: int = 0
+    question_vocab: int = 32000
 
     def __post_init__(self) -> None:
         if self.kind not in ANSWER_KINDS:
             raise ConfigError(f"answer kind must be one of {ANSWER_KINDS}, got {self.kind!r}")
+        for name in ("question_words", "question_vocab"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"answer {name} must be an integer >= 0, got {value!r}")
         for name in ("rows", "cols", "readout_hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,7 +85,9 @@ class PointerHead(nn.Module):
     """Read-out, re-embedding and span scores of a pointer model."""
 
     def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
-                 readout_hidden: int = 768, blank_bias: float = 0.0) -> None:  # fmt: skip
+                 readout_hidden: int = 768, blank_bias: float = 0.0,
+                 words: tuple[int, int] | None = None) -> None:  # fmt: skip
+        """``words``: (vocabulary, width) of the question words, or None for none."""
         super().__init__()
         self.grid, self.blank_bias = grid, blank_bias
         s = grid.per_token
@@ -84,6 +95,15 @@ class PointerHead(nn.Module):
         self.embed = ReadoutEmbedding(s, classes, dim)
         self.span = nn.Linear(dim, 2 * s)  # start and end score of each slot
         self.null = nn.Linear(dim, 2)
+        self.words = QuestionWords(*words, dim) if words else None
+
+    def question(self, tokenizer, text: str) -> tuple[list[int], torch.Tensor | None]:
+        """A question's byte token ids, and what its words add to their embeddings
+        ``[n, D]`` (None without question words)."""
+        if self.words is None:
+            return tokenizer(text).input_ids, None
+        enc = tokenizer(text, return_offsets_mapping=True)
+        return enc.input_ids, self.words(text, enc.offset_mapping)
 
     def read(self, packed: torch.Tensor) -> torch.Tensor:
         """``[V, Q, D]`` -> slot logits ``[V, Q, S, K]`` as answers use them (the blank
@@ -130,18 +150,22 @@ class PointerBatch:
 
 def pointer_inputs(language_model: nn.Module, questions: Sequence[Sequence[int]],
                    views: Sequence[torch.Tensor], keep: Sequence[torch.Tensor], end_id: int,
-                   sep_id: int) -> PointerBatch:  # fmt: skip
+                   sep_id: int, words: Sequence[torch.Tensor | None] | None = None
+                   ) -> PointerBatch:  # fmt: skip
     """Per row: question ids, then its tiles' tokens ``views[i]`` ``[n_i, Q, D]`` (a row of
     a page's tiles, the tile separator between them), then the end marker; right-padded.
     Only the tokens ``keep[i]`` ``[n_i, Q]`` marks (those with print) enter the sequence,
-    each at its place in the full layout, so blank paper costs nothing."""
+    each at its place in the full layout, so blank paper costs nothing. ``words[i]``
+    ``[len(ids), D]``, when given, is added to the question's embeddings."""
     embed = language_model.get_input_embeddings()
     device, dtype = views[0].device, views[0].dtype
     marks = embed(torch.tensor([sep_id, end_id], device=device)).to(dtype)  # [2, D]
     seqs, places, where, which = [], [], [], []
-    for ids, tiles, kept in zip(questions, views, keep, strict=True):
+    for k, (ids, tiles, kept) in enumerate(zip(questions, views, keep, strict=True)):
         n, q, _ = tiles.shape
         text = embed(torch.tensor(list(ids), dtype=torch.long, device=device)).to(dtype)
+        if words is not None and words[k] is not None:
+            text = text + words[k].to(device=device, dtype=dtype)  # [len(ids), D]
         first = len(ids)
         pieces, place = [text], list(range(first))
         at: list[int] = []
@@ -275,10 +299,14 @@ def read_page(head: PointerHead, packed: torch.Tensor, rows: int, cols: int) -> 
     return PageRead(per_row, tokens, keep)
 
 
+Question = tuple[Sequence[int], torch.Tensor | None]  # ids, and words added (or None)
+
+
 def point_pages(language_model: nn.Module, head: PointerHead,
-                asks: Sequence[tuple[Sequence[int], PageRead, int]], end_id: int, sep_id: int,
+                asks: Sequence[tuple[Question, PageRead, int]], end_id: int, sep_id: int,
                 rows_per_batch: int = 16) -> list[list[Span]]:  # fmt: skip
-    """For each ``(question ids, page read-out, cols)``: the best ``Span`` of every tile row
+    """For each ``(question, page read-out, cols)``, the question as ``PointerHead.question``
+    gives it (ids, words): the best ``Span`` of every tile row
     (rows without print say "not here" without running). Rows of all pages share the
     language model's batches."""
     jobs = []  # (ask, row)
@@ -291,14 +319,15 @@ def point_pages(language_model: nn.Module, head: PointerHead,
     ]
     for i in range(0, len(jobs), rows_per_batch):
         chunk = jobs[i : i + rows_per_batch]
-        ids, views, keep = [], [], []
+        ids, words, views, keep = [], [], [], []
         for a, r in chunk:
-            question, read, cols = asks[a]
+            (question, said), read, cols = asks[a]
             part = slice(r * cols, (r + 1) * cols)
             ids.append(question)
+            words.append(said)
             views.append(read.tokens[part].to(head.null.weight.dtype))
             keep.append(read.keep[part])
-        batch = pointer_inputs(language_model, ids, views, keep, end_id, sep_id)
+        batch = pointer_inputs(language_model, ids, views, keep, end_id, sep_id, words)
         start, end = head.scores(hidden_states(language_model, batch), batch)
         for k, (a, r) in enumerate(chunk):
             classes = asks[a][1].rows[r]

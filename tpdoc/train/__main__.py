@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         help="stage R's read.safetensors: learn on the tower's own read-out (stage J)",
     )  # fmt: skip
     pointer.add_argument("--threads", type=int, default=1, help="torch threads (1 on 2 cores)")
+    pointer.add_argument(
+        "--question-words", type=int, metavar="WIDTH",
+        help="pretrained word vectors of this width beside the question's bytes (0: none; "
+        "default: as the --init or resumed weights have them)",
+    )  # fmt: skip
     pointer.add_argument("--device", default="cpu", help="cpu or cuda")
     pointer.add_argument(
         "--single-tiles", action="store_true", help="questions on single tiles, not tile rows"
@@ -119,6 +124,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
             args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
             read=args.read, device=args.device, single_tiles=args.single_tiles,
+            question_words=args.question_words,
         )  # fmt: skip
         print(metrics)
     if args.stage == "half":

@@ -22,8 +22,12 @@ from tpdoc.weights.registry import resolve_model
 
 def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
                   dtype: torch.dtype | None = None) -> Path:  # fmt: skip
-    config = run_read.read_config(read)
+    config = run_pointer.with_words(run_read.read_config(read), run_pointer.words_width(pointer))
     model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
+    if model.pointer.words is not None:  # the word-piece tokenizer its table was made with
+        from tpdoc.model.question_words import from_wordllama
+
+        from_wordllama(model.pointer.words)
     copied = run_read.load_weights(model, read)
     run_pointer.load_weights(model, pointer)
     expected = len(run_read.trained_parameters(model))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +39,7 @@ QUESTIONS_PER_PAGE = 4
 EVAL_PAGES = 40
 NOISE = 0.03  # share of printed slots read as another class, and of blanks as print/100
 WEIGHTS_FILE = "pointer.safetensors"
+WORDS_KEY = "pointer.words.table"
 POOL = 8  # batches gathered and sorted by length before training on them
 
 
@@ -69,10 +70,11 @@ def pointer_logits(model: DocumentModel, questions: list[str], rows: list[torch.
     ``[n_i, Q, D]`` (already in the language model's width), ``keep`` ``[n_i, Q]`` the
     tokens with print."""
     tok = model.tokenizer
-    ids = [tok(q).input_ids for q in questions]
+    asked = [model.pointer.question(tok, q) for q in questions]
     batch = pointer_inputs(
-        model.language_model, ids, rows, keep, tok.eos_token_id, model.separators.tile
-    )
+        model.language_model, [ids for ids, _ in asked], rows, keep, tok.eos_token_id,
+        model.separators.tile, [words for _, words in asked],
+    )  # fmt: skip
     hidden = hidden_states(model.language_model, batch)
     return model.pointer.scores(hidden, batch)
 
@@ -252,6 +254,36 @@ def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
     }
 
 
+def words_width(path: Path | None) -> int:
+    """The width of the question words (``tpdoc.model.question_words``) that a stage-P
+    file holds, 0 for none."""
+    from safetensors import safe_open
+
+    if path is None or not path.is_file():
+        return 0
+    with safe_open(str(path), framework="pt") as f:
+        names = set(f.keys())
+        return f.get_slice(WORDS_KEY).get_shape()[1] if WORDS_KEY in names else 0
+
+
+def with_words(config: ModelConfig, width: int) -> ModelConfig:
+    """``config`` with question words ``width`` wide (0: none)."""
+    return replace(config, answer=replace(config.answer, question_words=width))
+
+
+def new_model(config: ModelConfig) -> DocumentModel:
+    """A model of ``config`` with the embedded tokenizer, its question words (if any)
+    filled from the ``wordllama`` package."""
+    from tpdoc.model.question_words import from_wordllama
+    from tpdoc.weights.checkpoint import load_tokenizer
+    from tpdoc.weights.registry import resolve_model
+
+    model = DocumentModel.from_config(config, load_tokenizer(resolve_model(None)))
+    if model.pointer is not None and model.pointer.words is not None:
+        from_wordllama(model.pointer.words)
+    return model
+
+
 def save_weights(model: DocumentModel, path: Path) -> None:
     # Tied embeddings are one parameter: named_parameters lists the LM head's table once.
     save_parameters(trained_parameters(model), path)
@@ -277,24 +309,27 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                   init: Path | None = None, noise: float = NOISE,
                   eval_pages: int = EVAL_PAGES, read: Path | None = None,
                   device: str = "cpu", bf16: bool = True, single_tiles: bool = False,
+                  question_words: int | None = None,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
     measured on the tower's own read-out of rendered pages instead of the true one; with
-    ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson)."""
-    from tpdoc.weights.checkpoint import load_tokenizer
-    from tpdoc.weights.registry import resolve_model
-
+    ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson).
+    ``question_words``: the width of pretrained word vectors beside the question's bytes
+    (default: as the weights it resumes or starts from have them)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = config or run_read.read_config(read)
-    tokenizer = load_tokenizer(resolve_model(None))
-    model = DocumentModel.from_config(config, tokenizer).train()
+    start = saved_step(out) if resume else 0
+    if config is None:
+        width = question_words
+        if width is None:
+            width = words_width(out / WEIGHTS_FILE if start else init)
+        config = with_words(run_read.read_config(read), width)
+    model = new_model(config).train()
     if read is not None:
         run_read.load_weights(model, read)
     model.to(device)
     params = list(trained_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    start = saved_step(out) if resume else 0
     if start:
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
     elif init is not None:

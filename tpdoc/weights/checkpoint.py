@@ -37,6 +37,8 @@ def save_model(model: DocumentModel, folder: str | Path, dtype: torch.dtype | No
     tmp.replace(folder / WEIGHTS_FILE)
     model.config.save(folder)
     model.tokenizer.save_pretrained(str(folder))
+    if model.pointer is not None and model.pointer.words is not None:
+        model.pointer.words.save_tokenizer(folder)
     return folder
 
 
@@ -81,6 +83,8 @@ def load_model(
     files = weight_files(folder)
     tokenizer = load_tokenizer(folder)
     model = DocumentModel.from_config(config, tokenizer)
+    if model.pointer is not None and model.pointer.words is not None:
+        model.pointer.words.load_tokenizer(folder)
     source = str(files[0]) if len(files) == 1 else f"{folder} ({len(files)} safetensors shards)"
     load_strict(model, read_safetensors(files), source)
     return model.to(device=device, dtype=dtype).eval()
