@@ -295,3 +295,57 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
         assert torch.equal(dict(model.named_parameters())[name], tensor)
     assert model.config.answer.kind == "pointer"
     assert len(model.vision.net.stage_blocks[2]) == 1
+
+
+def word_pieces():
+    """A word-level tokenizer standing in for WordLlama's word pieces."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["[UNK]", "what", "is", "the", "total", "headcount", "?"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def test_question_words_follow_each_byte_and_travel_with_the_model(tiny_tokenizer, tmp_path):
+    from tpdoc.errors import ModelFormatError
+    from tpdoc.model.document_model import DocumentModel
+    from tpdoc.model.question_words import WORDS_FILE
+    from tpdoc.train.run_pointer import pointer_logits, printed, true_tokens
+    from tpdoc.weights.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    answer = AnswerConfig(kind="pointer", question_words=8, question_vocab=16)
+    config = replace(tiny_model_config(tiny_tokenizer), answer=answer)
+    model = DocumentModel.from_config(config, tiny_tokenizer).eval()
+    vectors = torch.randn(16, 12)
+    words = model.pointer.words.use(word_pieces(), vectors)
+    assert torch.equal(words.table, vectors[:, :8])  # cut to the configured width
+    question = "What is the TOTAL?"
+    enc = tiny_tokenizer(question, return_offsets_mapping=True)
+    pieces = words.pieces(question, enc.offset_mapping)
+    read = {question[s:e]: p for (s, e), p in zip(enc.offset_mapping, pieces, strict=True)}
+    assert pieces[0] == -1  # the start token belongs to no word
+    assert {read[c] for c in "TOTAL"} == {4} and read["?"] == 6  # case folded
+    assert read[" "] == -1 and read["W"] == 1
+    ids, added = model.pointer.question(tiny_tokenizer, question)
+    assert ids == enc.input_ids and added.shape == (len(ids), config.projector.llm_dim)
+    # The projection starts at zero: a model gaining question words answers as before.
+    labels = torch.zeros(1, 9, GRID.per_token, dtype=torch.long)
+    labels[0, 1, 3:6] = torch.tensor([char_class(c) for c in "1.5"])
+    keep = printed(labels)
+    rows = [true_tokens(model, labels, keep)]
+    before = pointer_logits(model, [question], rows, [keep])
+    assert not added.any()
+    with torch.no_grad():
+        words.proj.weight.normal_()
+    after = pointer_logits(model, [question], rows, [keep])
+    assert not torch.allclose(before[0], after[0])
+    # Saved and loaded, the model knows the same words; without its word pieces, a clear error.
+    folder = save_model(model, tmp_path / "words")
+    loaded = load_model(folder)
+    assert torch.equal(loaded.pointer.question(tiny_tokenizer, question)[1], words(
+        question, enc.offset_mapping))  # fmt: skip
+    (folder / WORDS_FILE).unlink()
+    with pytest.raises(ModelFormatError, match=WORDS_FILE):
+        load_model(folder)
