@@ -66,11 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if has_pointer:
             p = run_pointer.evaluate(model, rendered)
             n = int(p["heldout_questions"])
+            # The same held-out pages asked in training phrasings: wording vs reading.
+            worded = run_pointer.held_out_pages(
+                config, args.seed, args.pages, held_out_phrasings=False
+            )
+            known = run_pointer.evaluate(model, worded)
             rows += [
                 ["P: true read-out, the answer's row", "exact match",
                  round(p["heldout_row_em"], 3)],
                 [f"P: true read-out, whole page ({n} questions)", "exact match",
                  round(p["heldout_page_em"], 3)],
+                ["P: the same, asked in training phrasings: the answer's row", "exact match",
+                 round(known["heldout_row_em"], 3)],
             ]  # fmt: skip
         if has_read:
             r = run_read.evaluate(model, rendered, bf16=True)

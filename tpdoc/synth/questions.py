@@ -95,9 +95,11 @@ def phrase(rng: random.Random, key: str, held_out: bool = False) -> str:
 
 
 def questions_for(synth: SynthDoc, page: int, rng: random.Random, n: int,
-                  absent_rate: float = 0.1) -> list[tuple[str, str, str]]:  # fmt: skip
+                  absent_rate: float = 0.1,
+                  held_out: bool | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
     """Up to ``n`` questions about ``page`` (1-based): facts on it, and sometimes one whose
-    answer the document does not have."""
+    answer the document does not have; worded in held-out phrasings on held-out documents
+    (``held_out`` None), or as ``held_out`` says."""
     facts: dict[str, Fact] = {}
     for fact in synth.facts:
         base = fact.key.partition(":")[0]
@@ -105,7 +107,8 @@ def questions_for(synth: SynthDoc, page: int, rng: random.Random, n: int,
             facts[fact.key] = fact
     keys = list(facts)
     rng.shuffle(keys)
-    held_out = synth.split == "eval"
+    if held_out is None:
+        held_out = synth.split == "eval"
     out = [(phrase(rng, k, held_out), facts[k].value, k) for k in keys[:n]]
     present = {f.key for f in synth.facts}
     absent = [k for k in ABSENT_CANDIDATES if k not in present]

@@ -231,13 +231,16 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
 
 
 def held_out_pages(config: ModelConfig, seed: int, n: int, render: bool = False,
-                   single_tiles: bool = False) -> list[SpanSample]:  # fmt: skip
+                   single_tiles: bool = False,
+                   held_out_phrasings: bool = True) -> list[SpanSample]:  # fmt: skip
+    """``n`` pages in held-out fonts and layouts, asked in held-out phrasings (or, with
+    ``held_out_phrasings`` False, in training ones, to tell wording from reading)."""
     rng = random.Random(f"heldout/{seed}")
     pages: list[SpanSample] = []
     while len(pages) < n:
         sample = span_sample(
             rng, config.tiling, config.slot_grid, "eval", QUESTIONS_PER_PAGE, render=render,
-            single_tiles=single_tiles,
+            single_tiles=single_tiles, held_out_phrasings=held_out_phrasings,
         )  # fmt: skip
         if sample is not None:
             pages.append(sample)

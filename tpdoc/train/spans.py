@@ -59,12 +59,12 @@ def normalised(text: str) -> str:
 
 def span_sample(rng: random.Random, tiling: TilingConfig, grid: SlotGrid, split: str,
                 questions: int, *, render: bool = False, negatives: int = 1,
-                degrade_rate: float = DEGRADE_RATE,
-                single_tiles: bool = False) -> SpanSample | None:  # fmt: skip
+                degrade_rate: float = DEGRADE_RATE, single_tiles: bool = False,
+                held_out_phrasings: bool | None = None) -> SpanSample | None:  # fmt: skip
     synth, number, page, plan, size = planned_page(rng, tiling, split)
     found = glyphs(page, size, spaces=True)
-    asked = [(q, a, key) for q, a, key in questions_for(synth, number, rng, questions,
-                                                        absent_rate=ABSENT_RATE)]  # fmt: skip
+    asked = questions_for(synth, number, rng, questions, absent_rate=ABSENT_RATE,
+                          held_out=held_out_phrasings)  # fmt: skip
     facts = {key: synth.fact(key) for _, _, key in asked}
     image = rasterise(page, size) if render else None
     synth.doc.close()
