@@ -349,3 +349,22 @@ def test_question_words_follow_each_byte_and_travel_with_the_model(tiny_tokenize
     (folder / WORDS_FILE).unlink()
     with pytest.raises(ModelFormatError, match=WORDS_FILE):
         load_model(folder)
+
+
+def test_rewording_swaps_content_words_for_their_nearest_vectors_only():
+    from tokenizers import Tokenizer, models
+
+    from tpdoc.model.question_words import QuestionWords
+    from tpdoc.train.reword import Rewording
+
+    pieces = ["▁total", "▁amount", "▁summe", "▁chair", "▁what", "▁banana", "▁whatever"]
+    tok = Tokenizer(models.WordLevel({p: i for i, p in enumerate(pieces)}, unk_token="▁what"))
+    table = torch.tensor([[1.0, 0.1], [0.9, 0.2], [0.95, 0.0], [-1.0, 0.3], [0.0, 1.0],
+                          [-0.9, -0.5], [0.1, 0.9]])  # fmt: skip
+    words = QuestionWords(len(pieces), 2, 4).use(tok, table)
+    always = Rewording(words, ["What is the total?"], rate=1.0, neighbours=2)
+    rng = random.Random(0)
+    seen = {always("What is the TOTAL?", rng) for _ in range(20)}
+    # "total" becomes one of its two nearest words, in its case; "What" and "is" stay.
+    assert seen == {"What is the AMOUNT?", "What is the SUMME?"}
+    assert Rewording(words, ["total"], rate=0.0)("the total", rng) == "the total"

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         help="pretrained word vectors of this width beside the question's bytes (0: none; "
         "default: as the --init or resumed weights have them)",
     )  # fmt: skip
+    pointer.add_argument(
+        "--reword", type=float, default=0.0, metavar="RATE",
+        help="swap this share of a training question's words for neighbours among the "
+        "question words (teaches the model to answer by them)",
+    )  # fmt: skip
     pointer.add_argument("--device", default="cpu", help="cpu or cuda")
     pointer.add_argument(
         "--single-tiles", action="store_true", help="questions on single tiles, not tile rows"
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
             args.out, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
             read=args.read, device=args.device, single_tiles=args.single_tiles,
-            question_words=args.question_words,
+            question_words=args.question_words, reword=args.reword,
         )  # fmt: skip
         print(metrics)
     if args.stage == "half":

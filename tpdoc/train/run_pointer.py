@@ -312,13 +312,15 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                   init: Path | None = None, noise: float = NOISE,
                   eval_pages: int = EVAL_PAGES, read: Path | None = None,
                   device: str = "cpu", bf16: bool = True, single_tiles: bool = False,
-                  question_words: int | None = None,
+                  question_words: int | None = None, reword: float = 0.0,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
     measured on the tower's own read-out of rendered pages instead of the true one; with
     ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson).
     ``question_words``: the width of pretrained word vectors beside the question's bytes
-    (default: as the weights it resumes or starts from have them)."""
+    (default: as the weights it resumes or starts from have them); ``reword``: the share
+    of a training question's words swapped for a neighbour among them
+    (``tpdoc.train.reword``)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     start = saved_step(out) if resume else 0
@@ -358,7 +360,19 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                 for t in sample.targets]  # fmt: skip
 
     order_rng = random.Random(f"batches/{seed}/{start}")
+    rewording = None
+    if reword > 0:
+        from tpdoc.synth.questions import PARAPHRASES
+        from tpdoc.train.reword import Rewording
+
+        if model.pointer.words is None:
+            raise ValueError("--reword needs question words (--question-words)")
+        phrasings = [p for table in PARAPHRASES.values() for p in table]
+        rewording = Rewording(model.pointer.words, phrasings, reword)
+    reword_rng = random.Random(f"reword/{seed}/{start}")
     for chunk in similar_batches(map(items_of, loader), batch, order_rng):
+        if rewording is not None:
+            chunk = [replace(i, question=rewording(i.question, reword_rng)) for i in chunk]
         loss = step_loss(model, chunk, noise_rng, noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
