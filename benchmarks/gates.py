@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["P: the same, asked in training phrasings: the answer's row", "exact match",
                  round(known["heldout_row_em"], 3)],
             ]  # fmt: skip
+            for kind, why in (("not_found", '"not found"'), ("overlap", "overlapping text"),
+                              ("other", "other text")):  # fmt: skip
+                rows.append([f"P: the answer's row, wrong as {why}", "share",
+                             round(p[f"heldout_row_{kind}"], 3)])  # fmt: skip
         if has_read:
             r = run_read.evaluate(model, rendered, bf16=True)
             rows += [

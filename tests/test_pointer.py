@@ -368,3 +368,13 @@ def test_rewording_swaps_content_words_for_their_nearest_vectors_only():
     # "total" becomes one of its two nearest words, in its case; "What" and "is" stay.
     assert seen == {"What is the AMOUNT?", "What is the SUMME?"}
     assert Rewording(words, ["total"], rate=0.0)("the total", rng) == "the total"
+
+
+def test_wrong_answers_are_told_apart_by_how_they_fail():
+    from tpdoc.answering.results import NOT_FOUND
+    from tpdoc.train.run_pointer import error_kind
+
+    assert error_kind(NOT_FOUND, "42.00") == "not_found"
+    assert error_kind("605.39 £5,448.51 Subtotal:", "605.39 £") == "overlap"  # ran on
+    assert error_kind("Laurent", "Jonas  Laurent") == "overlap"  # started late
+    assert error_kind("246.34", "381.47") == "other"  # another field

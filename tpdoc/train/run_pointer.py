@@ -32,7 +32,7 @@ from tpdoc.model.pointer import best_span, hidden_states, pointer_inputs
 from tpdoc.model.readout import BLANK, NUM_CLASSES, SlotGrid
 from tpdoc.train import run_read
 from tpdoc.train.optim import GRAD_CLIP, warmup_cosine
-from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, span_sample
+from tpdoc.train.spans import NOT_HERE, SpanSample, SpanStream, normalised, span_sample
 from tpdoc.train.stage_files import record_step, save_parameters, saved_step
 
 QUESTIONS_PER_PAGE = 4
@@ -193,6 +193,7 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
     model.eval()
     grid = model.config.slot_grid
     row_right = row_n = page_right = page_anls = page_n = 0.0
+    wrong = {"not_found": 0, "overlap": 0, "other": 0}  # how answers on the right row fail
     for sample in held_out:
         if real:
             cols = sample.width
@@ -214,8 +215,11 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
                 continue
             r = slice(target.row, target.row + 1)
             got = answer_page(model, target.question, rows[r], keep[r], grids[r])
-            row_right += exact_match(got, [answers[target.question]])
+            right = exact_match(got, [answers[target.question]])
+            row_right += right
             row_n += 1
+            if not right:
+                wrong[error_kind(got, answers[target.question])] += 1
         for question, answer in sample.asked:
             got = answer_page(model, question, rows, keep, grids)
             page_right += exact_match(got, [answer])
@@ -227,7 +231,17 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], real: bool = Fals
         "heldout_page_em": page_right / max(1, page_n),
         "heldout_page_anls": page_anls / max(1, page_n),
         "heldout_questions": page_n,
+        **{f"heldout_row_{kind}": n / max(1, row_n) for kind, n in wrong.items()},
     }
+
+
+def error_kind(got: str, answer: str) -> str:
+    """How a wrong answer on the answer's row fails: "not found", text that overlaps the
+    answer (a span that starts or ends in the wrong place), or other text (another field)."""
+    if got == NOT_FOUND:
+        return "not_found"
+    a, b = normalised(got).lower(), normalised(answer).lower()
+    return "overlap" if a in b or b in a else "other"
 
 
 def held_out_pages(config: ModelConfig, seed: int, n: int, render: bool = False,
