@@ -346,6 +346,15 @@ def test_question_words_follow_each_byte_and_travel_with_the_model(tiny_tokenize
     loaded = load_model(folder)
     assert torch.equal(loaded.pointer.question(tiny_tokenizer, question)[1], words(
         question, enc.offset_mapping))  # fmt: skip
+    # A question reaches the model's words through DocumentQA as through the trainer.
+    from tests.conftest import make_pdf
+    from tpdoc.answering.qa import DocumentQA
+
+    seen: list[str] = []
+    original = loaded.pointer.words.forward
+    loaded.pointer.words.forward = lambda text, spans: seen.append(text) or original(text, spans)
+    DocumentQA(loaded, cache=False).ask(make_pdf(tmp_path / "a.pdf", [(200, 200)]), question)
+    assert seen == [question]
     (folder / WORDS_FILE).unlink()
     with pytest.raises(ModelFormatError, match=WORDS_FILE):
         load_model(folder)
