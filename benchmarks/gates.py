@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += [
                 ["R: printed slots read right", "share", round(r["heldout_read_acc"], 4)],
                 ["R: blank slots read as print", "share", round(r["heldout_false_alarm"], 4)],
+                ["R: slot rows read back in reading order", "CER", round(r["heldout_read_cer"], 4)],
             ]
         if has_read and has_pointer:
             j = run_pointer.evaluate(model, rendered, real=True)

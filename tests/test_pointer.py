@@ -387,3 +387,16 @@ def test_wrong_answers_are_told_apart_by_how_they_fail():
     assert error_kind("605.39 £5,448.51 Subtotal:", "605.39 £") == "overlap"  # ran on
     assert error_kind("Laurent", "Jonas  Laurent") == "overlap"  # started late
     assert error_kind("246.34", "381.47") == "other"  # another field
+
+
+def test_read_back_errors_count_characters_in_reading_order_not_slots():
+    from tpdoc.train.run_read import row_edits
+
+    truth = GRID.from_grid(slot_labels(write("Total 42.00", 10, 20), GRID))  # [Q, S]
+    assert row_edits(truth, truth, GRID) == (0, len("Total 42.00"))
+    # The same line read one slot to the right is read right; one character wrong is one edit.
+    shifted = GRID.from_grid(torch.roll(GRID.to_grid(truth), 1, dims=1))
+    assert row_edits(shifted, truth, GRID)[0] == 0
+    wrong = GRID.to_grid(truth).clone()
+    wrong[wrong == char_class("4")] = char_class("A")
+    assert row_edits(GRID.from_grid(wrong), truth, GRID)[0] == 1

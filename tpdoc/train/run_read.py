@@ -28,7 +28,7 @@ import torch
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
 from tpdoc.model.pointer import AnswerConfig
-from tpdoc.model.readout import BLANK, readout_counts, readout_loss
+from tpdoc.model.readout import BLANK, SlotGrid, readout_counts, readout_loss, span_text
 from tpdoc.train.optim import GRAD_CLIP, VISION_LR_FACTOR, warmup_cosine
 from tpdoc.train.spans import SpanSample, SpanStream, span_sample
 from tpdoc.train.stage_files import file_metadata, record_step, save_parameters, saved_step
@@ -81,10 +81,27 @@ def read_logits(model: DocumentModel, views: torch.Tensor, trained: bool = True)
     return model.pointer.readout(packed) if trained else model.pointer.read(packed)
 
 
+def row_edits(pred: torch.Tensor, labels: torch.Tensor, grid: SlotGrid) -> tuple[int, int]:
+    """(edits, characters) of every slot row of a view that has print, read back in
+    reading order as answers read it (``span_text``), against its true classes ``[Q, S]``."""
+    from tpdoc.answering.anls import levenshtein
+
+    truth, read = grid.to_grid(labels.cpu()), grid.to_grid(pred.cpu())  # [R, C]
+    edits = chars = 0
+    last = truth.shape[1] - 1
+    for r in torch.nonzero((truth != BLANK).any(1)).flatten().tolist():
+        want = span_text(truth, (r, 0), (r, last), grid).text
+        edits += levenshtein(span_text(read, (r, 0), (r, last), grid).text, want)
+        chars += len(want)
+    return edits, chars
+
+
 @torch.no_grad()
 def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> dict[str, float]:
+    """Gate R on held-out pages: printed slots read right, blank ones read as print, and
+    the character error rate of their slot rows read back in reading order."""
     model.eval()
-    right = printed = alarms = blanks = 0
+    right = printed = alarms = blanks = edits = chars = 0
     device = model.device
     for sample in held_out:
         tiles = sample.plan.rows * sample.plan.cols
@@ -92,10 +109,14 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> di
             logits = read_logits(model, sample.views[:tiles].to(device), trained=False)
         r, p, a, b = readout_counts(logits, sample.labels.to(device))
         right, printed, alarms, blanks = right + r, printed + p, alarms + a, blanks + b
+        for pred, labels in zip(logits.argmax(-1), sample.labels, strict=True):
+            e, c = row_edits(pred, labels, model.config.slot_grid)
+            edits, chars = edits + e, chars + c
     model.train()
     return {
         "heldout_read_acc": right / max(1, printed),
         "heldout_false_alarm": alarms / max(1, blanks),
+        "heldout_read_cer": edits / max(1, chars),
         "heldout_printed_slots": printed,
     }
 
