@@ -400,3 +400,51 @@ def test_read_back_errors_count_characters_in_reading_order_not_slots():
     wrong = GRID.to_grid(truth).clone()
     wrong[wrong == char_class("4")] = char_class("A")
     assert row_edits(GRID.from_grid(wrong), truth, GRID)[0] == 1
+
+
+def test_an_end_scored_given_its_start_starts_as_before_and_learns(tiny_tokenizer):
+    from tpdoc.model.document_model import DocumentModel
+    from tpdoc.train.run_pointer import (
+        pointer_logits,
+        pointer_states,
+        printed,
+        step_loss,
+        true_item,
+        true_tokens,
+    )
+
+    torch.manual_seed(0)
+    answer = AnswerConfig(kind="pointer", end_given_start=4)
+    config = replace(tiny_model_config(tiny_tokenizer), answer=answer)
+    model = DocumentModel.from_config(config, tiny_tokenizer)
+    grid = config.slot_grid
+    q, s = config.projector.tokens_per_tile, grid.per_token
+    labels = torch.zeros(1, q, s, dtype=torch.long)
+    labels[0, 1, 3], labels[0, 2, 5], labels[0, 3, 0] = char_class("7"), 10, 11
+    keep = printed(labels)
+    rows, asked = [true_tokens(model, labels, keep)] * 2, ["What is the total?", "Who?"]
+    given = torch.tensor([1 * s + 3, -1])
+    # The key starts at zero: ends given a start are the ends scored apart, spans alike.
+    with torch.no_grad():
+        apart, paired = pointer_logits(model, asked, rows, [keep] * 2), pointer_logits(
+            model, asked, rows, [keep] * 2, given
+        )  # fmt: skip
+        hidden, batch = pointer_states(model, asked, rows, [keep] * 2)
+        grids = [torch.cat(list(grid.to_grid(labels)), dim=1)] * 2
+        spans = model.pointer.spans(hidden, batch, grids, [q * s] * 2)
+    assert torch.equal(apart[1], paired[1])
+    assert spans == [best_span(apart[0][i], apart[1][i], grids[i], grid) for i in range(2)]
+    items = [true_item(asked[0], labels, 1 * s + 3, 3 * s), true_item(asked[1], labels, -1, -1)]
+    params = [p for n, p in model.named_parameters() if not n.startswith("pointer.readout")]
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        loss = step_loss(model, items, rng, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.pointer.pair.key.weight.abs().sum() > 0  # the pairing learnt something
+    start, end = pointer_logits(model, asked, rows, [keep] * 2, given)
+    assert start[0].argmax().item() == 1 * s + 3 and end[0].argmax().item() == 3 * s
+    # A row told "no start" keeps its unpaired end: "not here".
+    assert end[1].argmax().item() == end.shape[1] - 1

@@ -28,8 +28,9 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 r_from=() p_from=()
 [ -f training/pointer/read.safetensors ] && r_from=(--tower training/pointer/read.safetensors)
 [ -f training/pointer/pointer.safetensors ] && p_from=(--init training/pointer/pointer.safetensors)
-words=$(python3 -c "from pathlib import Path; from tpdoc.train.run_pointer import words_width
-print(words_width(Path('training/pointer/pointer.safetensors')))" 2>/dev/null || echo 0)
+words=$(python3 -c "from pathlib import Path; from tpdoc.train.run_pointer import answer_parts
+print(answer_parts(Path('training/pointer/pointer.safetensors'))['question_words'])" \
+    2>/dev/null || echo 0)
 [ "$words" != 0 ] && default_p_args="--reword 0.3" || default_p_args=""
 read -r -a r_args <<<"${R_ARGS:-}"
 read -r -a p_args <<<"${P_ARGS:-$default_p_args}"

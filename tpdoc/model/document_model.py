@@ -89,6 +89,7 @@ class DocumentModel(nn.Module):
                     if config.answer.question_words
                     else None
                 ),
+                pair=config.answer.end_given_start,
             )  # fmt: skip
             if config.answer.kind == "pointer"
             else None

@@ -33,6 +33,7 @@ from tpdoc.model.readout import (
     SpanText,
     span_text,
 )
+from tpdoc.model.span_pairs import EndGivenStart
 
 ANSWER_KINDS = ("generate", "pointer")
 TOP_K = 8  # starts and ends combined when searching the best span
@@ -56,11 +57,14 @@ class AnswerConfig:
     # their width (0: none) and how many word pieces the table holds.
     question_words: int = 0
     question_vocab: int = 32000
+    # Ends scored given the start (``tpdoc.model.span_pairs``): the width of the start and
+    # end vectors paired per slot (0: ends scored apart from starts).
+    end_given_start: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in ANSWER_KINDS:
             raise ConfigError(f"answer kind must be one of {ANSWER_KINDS}, got {self.kind!r}")
-        for name in ("question_words", "question_vocab"):
+        for name in ("question_words", "question_vocab", "end_given_start"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"answer {name} must be an integer >= 0, got {value!r}")
@@ -86,8 +90,9 @@ class PointerHead(nn.Module):
 
     def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
                  readout_hidden: int = 768, blank_bias: float = 0.0,
-                 words: tuple[int, int] | None = None) -> None:  # fmt: skip
-        """``words``: (vocabulary, width) of the question words, or None for none."""
+                 words: tuple[int, int] | None = None, pair: int = 0) -> None:  # fmt: skip
+        """``words``: (vocabulary, width) of the question words, or None for none;
+        ``pair``: the width of end-given-start scores (0: none)."""
         super().__init__()
         self.grid, self.blank_bias = grid, blank_bias
         s = grid.per_token
@@ -96,6 +101,7 @@ class PointerHead(nn.Module):
         self.span = nn.Linear(dim, 2 * s)  # start and end score of each slot
         self.null = nn.Linear(dim, 2)
         self.words = QuestionWords(*words, dim) if words else None
+        self.pair = EndGivenStart(dim, s, pair) if pair else None
 
     def question(self, tokenizer, text: str) -> tuple[list[int], torch.Tensor | None]:
         """A question's byte token ids, and what its words add to their embeddings
@@ -117,11 +123,13 @@ class PointerHead(nn.Module):
         """Read-out logits ``[V, Q, S, K]`` -> the language model's view tokens ``[V, Q, D]``."""
         return self.embed(logits.float().softmax(-1))
 
-    def scores(self, hidden: torch.Tensor, batch: PointerBatch) -> tuple[torch.Tensor,
-                                                                         torch.Tensor]:  # fmt: skip
+    def scores(self, hidden: torch.Tensor, batch: PointerBatch,
+               given: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Last hidden states ``[B, L, D]`` -> start and end logits ``[B, N*S + 1]``: every
         slot of the row's ``N`` tokens, token-major, then "not here" (from the end marker).
-        Tokens left out of the sequence (blank ones) cannot be pointed at."""
+        Tokens left out of the sequence (blank ones) cannot be pointed at. With ``given``
+        ``[B]`` start slots (training: the true ones; -1 for none), ends are scored given
+        them when the head pairs ends with starts."""
         b, kept = batch.visual.shape
         s = self.grid.per_token
         rows = torch.arange(b, device=hidden.device)
@@ -133,7 +141,42 @@ class PointerHead(nn.Module):
         null = self.null(hidden[rows, batch.end_at]).float()  # [B, 2]
         start = torch.cat([full[:, :, 0].reshape(b, -1), null[:, :1]], dim=1)
         end = torch.cat([full[:, :, 1].reshape(b, -1), null[:, 1:]], dim=1)
+        if given is not None and self.pair is not None:
+            paired = self.ends_given(hidden, batch, end, given.clamp(min=0)[:, None])[:, 0]
+            end = torch.where((given >= 0)[:, None], paired, end)
         return start, end  # [B, N*S + 1] each
+
+    def ends_given(self, hidden: torch.Tensor, batch: PointerBatch, end: torch.Tensor,
+                   starts: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """End logits ``[B, N*S + 1]`` given each of ``starts`` ``[B, k]`` -> ``[B, k, N*S + 1]``
+        ("not here" unchanged)."""
+        b = hidden.shape[0]
+        rows = torch.arange(b, device=hidden.device)
+        index = batch.token.masked_fill(~batch.valid, batch.tokens)
+        states = hidden[rows[:, None], batch.visual]  # [B, K, D]
+        add = self.pair(states, index, batch.tokens, starts)  # [B, k, N*S]
+        return end[:, None] + torch.cat([add, add.new_zeros(*add.shape[:2], 1)], dim=2)
+
+    def spans(self, hidden: torch.Tensor, batch: PointerBatch, grids: Sequence[torch.Tensor],
+              slots: Sequence[int]) -> list[Span]:  # fmt: skip
+        """Each row's best ``Span`` from its hidden states, slot classes ``grids[i]`` and
+        number of slots ``slots[i]`` (rows of different widths share a batch)."""
+        start, end = self.scores(hidden, batch)
+        given = None
+        if self.pair is not None:  # the likely starts' own end logits
+            top = start[:, :-1].topk(min(TOP_K, start.shape[1] - 1)).indices  # [B, k]
+            given = (top, self.ends_given(hidden, batch, end, top))
+        out = []
+        for i, n in enumerate(slots):
+            s = torch.cat([start[i, :n], start[i, -1:]])
+            e = torch.cat([end[i, :n], end[i, -1:]])
+            pairs = None
+            if given is not None:
+                keep = given[0][i] < n
+                ends = given[1][i][keep]
+                pairs = (given[0][i][keep].tolist(), torch.cat([ends[:, :n], ends[:, -1:]], 1))
+            out.append(best_span(s, e, grids[i], self.grid, pairs))
+        return out
 
 
 @dataclass
@@ -233,10 +276,11 @@ def slot_index(row: int, col: int, grid: SlotGrid) -> int:
     return (tile * grid.out_grid**2 + token) * grid.per_token + ty * grid.token_cols + tx
 
 
-def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor,
-              grid: SlotGrid) -> Span:  # fmt: skip
+def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor, grid: SlotGrid,
+              given: tuple[list[int], torch.Tensor] | None = None) -> Span:  # fmt: skip
     """One row of tiles' answer from its start and end logits ``[N*S + 1]`` and its read
-    slot classes ``[R, C * tiles]``.
+    slot classes ``[R, C * tiles]``; ``given``: candidate starts with the end logits
+    given each ``[k, N*S + 1]``, searched instead of the likely starts with ``end``.
 
     "Not here" (the last logit) wins when it takes at least half of the start and end
     probability. Otherwise the answer is the text with the most probability among the
@@ -251,15 +295,19 @@ def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor,
     k = min(TOP_K, slots)
     mass: dict[str, float] = {}
     boxes: dict[str, tuple[float, tuple[float, float, float, float] | None]] = {}
-    for i in ps[:slots].topk(k).indices.tolist():
-        for j in pe[:slots].topk(k).indices.tolist():
+    if given is None:
+        pairs = [(i, pe) for i in ps[:slots].topk(k).indices.tolist()]
+    else:
+        pairs = list(zip(given[0], given[1].float().cpu().softmax(-1), strict=True))
+    for i, ends in pairs:
+        for j in ends[:slots].topk(k).indices.tolist():
             (r0, c0), (r1, c1) = slot_position(i, grid), slot_position(j, grid)
             if abs(r1 - r0) > MAX_SPAN_ROWS:
                 continue
             read: SpanText = span_text(classes, (r0, c0), (r1, c1), grid)
             if not read.text:
                 continue
-            p = float(ps[i] * pe[j])
+            p = float(ps[i] * ends[j])
             mass[read.text] = mass.get(read.text, 0.0) + p
             if p > boxes.get(read.text, (-1.0, None))[0]:
                 boxes[read.text] = (p, read.box)
@@ -328,14 +376,12 @@ def point_pages(language_model: nn.Module, head: PointerHead,
             views.append(read.tokens[part].to(head.null.weight.dtype))
             keep.append(read.keep[part])
         batch = pointer_inputs(language_model, ids, views, keep, end_id, sep_id, words)
-        start, end = head.scores(hidden_states(language_model, batch), batch)
-        for k, (a, r) in enumerate(chunk):
-            classes = asks[a][1].rows[r]
-            width = classes.shape[1] // head.grid.slot_cols * head.grid.out_grid**2
-            n = width * head.grid.per_token
-            s = torch.cat([start[k, :n], start[k, -1:]])
-            e = torch.cat([end[k, :n], end[k, -1:]])
-            out[a][r] = best_span(s, e, classes, head.grid)
+        grids = [asks[a][1].rows[r] for a, r in chunk]
+        g = head.grid
+        slots = [x.shape[1] // g.slot_cols * g.out_grid**2 * g.per_token for x in grids]
+        spans = head.spans(hidden_states(language_model, batch), batch, grids, slots)
+        for (a, r), span in zip(chunk, spans, strict=True):
+            out[a][r] = span
     return out
 
 

@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         "default: as the --init or resumed weights have them)",
     )  # fmt: skip
     pointer.add_argument(
+        "--end-given-start", type=int, metavar="WIDTH",
+        help="score the answer's end given its start, with vectors this wide per slot (0: "
+        "apart; default: as the --init or resumed weights have them)",
+    )  # fmt: skip
+    pointer.add_argument(
         "--reword", type=float, default=0.0, metavar="RATE",
         help="swap this share of a training question's words for neighbours among the "
         "question words (teaches the model to answer by them)",
@@ -130,6 +135,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
             eval_every=args.eval_every, workers=args.workers, resume=args.resume, init=args.init,
             read=args.read, device=args.device, single_tiles=args.single_tiles,
             question_words=args.question_words, reword=args.reword,
+            end_given_start=args.end_given_start,
         )  # fmt: skip
         print(metrics)
     if args.stage == "half":

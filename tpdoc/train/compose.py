@@ -22,7 +22,8 @@ from tpdoc.weights.registry import resolve_model
 
 def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
                   dtype: torch.dtype | None = None) -> Path:  # fmt: skip
-    config = run_pointer.with_words(run_read.read_config(read), run_pointer.words_width(pointer))
+    parts = run_pointer.answer_parts(pointer)
+    config = run_pointer.with_parts(run_read.read_config(read), **parts)
     model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
     if model.pointer.words is not None:  # the word-piece tokenizer its table was made with
         from tpdoc.model.question_words import from_wordllama

@@ -28,7 +28,7 @@ import torch
 from tpdoc.answering.results import NOT_FOUND
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
-from tpdoc.model.pointer import best_span, hidden_states, pointer_inputs
+from tpdoc.model.pointer import PointerBatch, hidden_states, pointer_inputs
 from tpdoc.model.readout import BLANK, NUM_CLASSES, SlotGrid
 from tpdoc.train import run_read
 from tpdoc.train.optim import GRAD_CLIP, warmup_cosine
@@ -40,6 +40,7 @@ EVAL_PAGES = 40
 NOISE = 0.03  # share of printed slots read as another class, and of blanks as print/100
 WEIGHTS_FILE = "pointer.safetensors"
 WORDS_KEY = "pointer.words.table"
+PAIR_KEY = "pointer.pair.key.weight"
 POOL = 8  # batches gathered and sorted by length before training on them
 
 
@@ -64,19 +65,26 @@ def row_grid(labels: torch.Tensor, grid: SlotGrid) -> torch.Tensor:
     return torch.cat(list(grid.to_grid(labels)), dim=1)
 
 
-def pointer_logits(model: DocumentModel, questions: list[str], rows: list[torch.Tensor],
-                   keep: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Start and end logits ``[B, N*S + 1]`` for questions on rows of view tokens
-    ``[n_i, Q, D]`` (already in the language model's width), ``keep`` ``[n_i, Q]`` the
-    tokens with print."""
+def pointer_states(model: DocumentModel, questions: list[str], rows: list[torch.Tensor],
+                   keep: list[torch.Tensor]) -> tuple[torch.Tensor, PointerBatch]:  # fmt: skip
+    """The language model's last hidden states ``[B, L, D]`` for questions on rows of
+    view tokens ``[n_i, Q, D]`` (already in its width), ``keep`` ``[n_i, Q]`` the tokens
+    with print, and the batch they were laid out in."""
     tok = model.tokenizer
     asked = [model.pointer.question(tok, q) for q in questions]
     batch = pointer_inputs(
         model.language_model, [ids for ids, _ in asked], rows, keep, tok.eos_token_id,
         model.separators.tile, [words for _, words in asked],
     )  # fmt: skip
-    hidden = hidden_states(model.language_model, batch)
-    return model.pointer.scores(hidden, batch)
+    return hidden_states(model.language_model, batch), batch
+
+
+def pointer_logits(model: DocumentModel, questions: list[str], rows: list[torch.Tensor],
+                   keep: list[torch.Tensor], given: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Start and end logits ``[B, N*S + 1]`` (ends given the ``given`` starts, if any)."""
+    hidden, batch = pointer_states(model, questions, rows, keep)
+    return model.pointer.scores(hidden, batch, given)
 
 
 def true_tokens(model: DocumentModel, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -163,7 +171,9 @@ def step_loss(model: DocumentModel, items: list[Item], rng: torch.Generator,
             read = corrupt(item.read, rng, noise)
             keep.append((printed(read) | item.keep).to(model.device))
             rows.append(true_tokens(model, read, keep[-1]))
-    start, end = pointer_logits(model, [item.question for item in items], rows, keep)
+    # Ends are scored given the true start (where the head pairs them): teacher forcing.
+    given = torch.tensor([i.start for i in items], device=model.device)
+    start, end = pointer_logits(model, [item.question for item in items], rows, keep, given)
     null = start.shape[1] - 1
     s = torch.tensor([null if i.start == NOT_HERE else i.start for i in items], device=start.device)
     e = torch.tensor([null if i.end == NOT_HERE else i.end for i in items], device=start.device)
@@ -175,9 +185,9 @@ def step_loss(model: DocumentModel, items: list[Item], rng: torch.Generator,
 def answer_page(model: DocumentModel, question: str, rows: list[torch.Tensor],
                 keep: list[torch.Tensor], grids: list[torch.Tensor]) -> str:  # fmt: skip
     """The page's answer: the most probable span over its rows, else "not found"."""
-    start, end = pointer_logits(model, [question] * len(rows), rows, keep)
-    grid = model.config.slot_grid
-    spans = [best_span(start[i], end[i], grids[i], grid) for i in range(len(rows))]
+    hidden, batch = pointer_states(model, [question] * len(rows), rows, keep)
+    slots = [batch.tokens * model.config.slot_grid.per_token] * len(rows)  # one page: one width
+    spans = model.pointer.spans(hidden, batch, grids, slots)
     found = [s for s in spans if s.text is not None]
     return max(found, key=lambda s: s.logprob).text if found else NOT_FOUND
 
@@ -271,21 +281,27 @@ def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
     }
 
 
-def words_width(path: Path | None) -> int:
-    """The width of the question words (``tpdoc.model.question_words``) that a stage-P
-    file holds, 0 for none."""
+def answer_parts(path: Path | None, slots: int = SlotGrid().per_token) -> dict[str, int]:
+    """The widths of the optional answer parts a stage-P file holds, 0 for those it does
+    not: question words (``tpdoc.model.question_words``) and ends given starts
+    (``tpdoc.model.span_pairs``), as ``AnswerConfig`` fields."""
     from safetensors import safe_open
 
+    parts = {"question_words": 0, "end_given_start": 0}
     if path is None or not path.is_file():
-        return 0
+        return parts
     with safe_open(str(path), framework="pt") as f:
         names = set(f.keys())
-        return f.get_slice(WORDS_KEY).get_shape()[1] if WORDS_KEY in names else 0
+        if WORDS_KEY in names:
+            parts["question_words"] = f.get_slice(WORDS_KEY).get_shape()[1]
+        if PAIR_KEY in names:
+            parts["end_given_start"] = f.get_slice(PAIR_KEY).get_shape()[0] // slots
+    return parts
 
 
-def with_words(config: ModelConfig, width: int) -> ModelConfig:
-    """``config`` with question words ``width`` wide (0: none)."""
-    return replace(config, answer=replace(config.answer, question_words=width))
+def with_parts(config: ModelConfig, **parts: int) -> ModelConfig:
+    """``config`` with these ``AnswerConfig`` widths (0: the part left out)."""
+    return replace(config, answer=replace(config.answer, **parts))
 
 
 def new_model(config: ModelConfig) -> DocumentModel:
@@ -327,22 +343,26 @@ def train_pointer(out: Path, *, steps: int, batch: int = 16, lr: float = 1e-3, s
                   eval_pages: int = EVAL_PAGES, read: Path | None = None,
                   device: str = "cpu", bf16: bool = True, single_tiles: bool = False,
                   question_words: int | None = None, reword: float = 0.0,
+                  end_given_start: int | None = None,
                   config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage P; with ``read`` (stage R's weights, kept frozen) the pointer trains and is
     measured on the tower's own read-out of rendered pages instead of the true one; with
     ``single_tiles`` on single tiles instead of rows of tiles (the shorter first lesson).
     ``question_words``: the width of pretrained word vectors beside the question's bytes
-    (default: as the weights it resumes or starts from have them); ``reword``: the share
+    and ``end_given_start``: the width of end-given-start scores (each by default as the
+    weights it resumes or starts from have them); ``reword``: the share
     of a training question's words swapped for a neighbour among them
     (``tpdoc.train.reword``)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     start = saved_step(out) if resume else 0
     if config is None:
-        width = question_words
-        if width is None:
-            width = words_width(out / WEIGHTS_FILE if start else init)
-        config = with_words(run_read.read_config(read), width)
+        parts = answer_parts(out / WEIGHTS_FILE if start else init)
+        for name, width in (("question_words", question_words),
+                            ("end_given_start", end_given_start)):  # fmt: skip
+            if width is not None:
+                parts[name] = width
+        config = with_parts(run_read.read_config(read), **parts)
     model = new_model(config).train()
     if read is not None:
         run_read.load_weights(model, read)
