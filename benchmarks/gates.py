@@ -24,16 +24,13 @@ SEED = 100  # held-out pages of their own, apart from the training runs' evaluat
 
 
 def load(read: Path | None, pointer: Path | None, model: Path | None):
-    from tpdoc.model.document_model import DocumentModel
     from tpdoc.train import run_pointer, run_read
-    from tpdoc.weights.checkpoint import load_model, load_tokenizer
-    from tpdoc.weights.registry import resolve_model
+    from tpdoc.weights.checkpoint import load_model
 
     if model is not None:
         return load_model(model)
-    built = DocumentModel.from_config(
-        run_read.read_config(read), load_tokenizer(resolve_model(None))
-    )
+    parts = run_pointer.answer_parts(pointer)  # question words, ends given starts
+    built = run_pointer.new_model(run_pointer.with_parts(run_read.read_config(read), **parts))
     if read is not None:
         run_read.load_weights(built, read)
     if pointer is not None:
