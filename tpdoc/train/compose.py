@@ -14,21 +14,15 @@ from pathlib import Path
 import torch
 
 from tpdoc.errors import WeightsError
-from tpdoc.model.document_model import DocumentModel
 from tpdoc.train import run_pointer, run_read
-from tpdoc.weights.checkpoint import load_tokenizer, save_model
-from tpdoc.weights.registry import resolve_model
+from tpdoc.weights.checkpoint import save_model
 
 
 def compose_model(read: Path, pointer: Path, out: Path, base: Path | None = None,
                   dtype: torch.dtype | None = None) -> Path:  # fmt: skip
     parts = run_pointer.answer_parts(pointer)
     config = run_pointer.with_parts(run_read.read_config(read), **parts)
-    model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
-    if model.pointer.words is not None:  # the word-piece tokenizer its table was made with
-        from tpdoc.model.question_words import from_wordllama
-
-        from_wordllama(model.pointer.words)
+    model = run_pointer.new_model(config, base)  # with the word pieces its table was made with
     copied = run_read.load_weights(model, read)
     run_pointer.load_weights(model, pointer)
     expected = len(run_read.trained_parameters(model))

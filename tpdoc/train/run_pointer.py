@@ -304,14 +304,14 @@ def with_parts(config: ModelConfig, **parts: int) -> ModelConfig:
     return replace(config, answer=replace(config.answer, **parts))
 
 
-def new_model(config: ModelConfig) -> DocumentModel:
-    """A model of ``config`` with the embedded tokenizer, its question words (if any)
-    filled from the ``wordllama`` package."""
+def new_model(config: ModelConfig, base: Path | None = None) -> DocumentModel:
+    """A model of ``config`` with the tokenizer of ``base`` (default: the embedded model),
+    its question words (if any) filled from the ``wordllama`` package."""
     from tpdoc.model.question_words import from_wordllama
     from tpdoc.weights.checkpoint import load_tokenizer
     from tpdoc.weights.registry import resolve_model
 
-    model = DocumentModel.from_config(config, load_tokenizer(resolve_model(None)))
+    model = DocumentModel.from_config(config, load_tokenizer(resolve_model(base)))
     if model.pointer is not None and model.pointer.words is not None:
         from_wordllama(model.pointer.words)
     return model
