@@ -175,9 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--predictions", type=Path, help="write every prediction (JSON lines)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--dtype", default="auto", help="auto, float32, bfloat16 or float16 (as tpdoc ask)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        qa = DocumentQA(args.model, cache=VisualTokenCache(Path(folder) / "cache"))
+        qa = DocumentQA(
+            args.model, dtype=args.dtype, cache=VisualTokenCache(Path(folder) / "cache")
+        )
         items = held_out_questions(Path(folder), args.docs, args.seed)
         scored = ask_all(qa, items)
         samples = ask_all(qa, sample_questions())

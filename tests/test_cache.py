@@ -334,3 +334,15 @@ def test_no_cache_writes_nothing(tiny_model_dir, pdf, tmp_path, monkeypatch):
     assert not (tmp_path / "untouched").exists()
     assert CliRunner().invoke(app, args).exit_code == 0
     assert VisualTokenCache(tmp_path / "untouched").info().entries == 2
+
+
+def test_tokens_computed_in_another_precision_are_not_reused(model, pdf, cache):
+    qa = DocumentQA(model, cache=cache)
+    assert not qa.ask(pdf, QUESTION, max_new_tokens=2, pages="1").pages[0].cached
+    model.autocast = torch.bfloat16  # what ``--dtype auto`` picks on a CPU with bfloat16
+    try:
+        assert not qa.ask(pdf, QUESTION, max_new_tokens=2, pages="1").pages[0].cached
+        assert qa.ask(pdf, QUESTION, max_new_tokens=2, pages="1").pages[0].cached
+    finally:
+        model.autocast = None
+    assert qa.ask(pdf, QUESTION, max_new_tokens=2, pages="1").pages[0].cached

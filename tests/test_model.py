@@ -120,3 +120,30 @@ def test_config_round_trips_through_json(tiny_tokenizer, tmp_path):
     assert loaded == config
     assert loaded.geometry.tokens_per_tile == 1 and loaded.geometry.max_tiles == 16
     assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_auto_precision_autocasts_to_bfloat16_only_on_a_cpu_that_has_it(monkeypatch):
+    from tpdoc.weights import loading
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(loading, "cpu_has_bfloat16", lambda: True)
+    assert loading.resolve_autocast("auto", cpu) is torch.bfloat16
+    assert loading.resolve_autocast("float32", cpu) is None  # an explicit dtype is kept
+    assert loading.resolve_autocast("auto", cuda) is None  # GPUs get bfloat16 weights instead
+    monkeypatch.setattr(loading, "cpu_has_bfloat16", lambda: False)
+    assert loading.resolve_autocast("auto", cpu) is None
+
+
+def test_autocast_computes_in_bfloat16_and_hands_back_the_weights_dtype(model, pdf):
+    views = next(iter(prepare_pages(pdf, model.config.tiling, pages="1"))).views
+    full = model.encode(views)
+    model.autocast = torch.bfloat16
+    try:
+        fast = model.encode(views)
+        precision = model.precision
+    finally:
+        model.autocast = None
+    assert fast.dtype == full.dtype == torch.float32
+    assert not torch.equal(fast, full)  # the matmuls did run in bfloat16 ...
+    torch.testing.assert_close(fast, full, atol=0.1, rtol=0.05)  # ... to about 2-3 digits
+    assert (precision, model.precision) == ("float32+autocast-bfloat16", "float32")

@@ -232,7 +232,8 @@ class DocumentQA:
                     limit=limit.tokens, scales=self.scales, what=limit.what,
                 )  # fmt: skip
                 key = None if file_hash is None else CacheKey.for_page(
-                    file_hash, plan, geometry.tiling, options.dpi, self.identity, self.model.dtype
+                    file_hash, plan, geometry.tiling, options.dpi, self.identity,
+                    self.model.precision,
                 )  # fmt: skip
                 job = Job(state, state.queued, plan, key)
                 state.queued += 1

@@ -264,7 +264,10 @@ DeviceOpt = Annotated[
 ]
 DtypeOpt = Annotated[
     Dtype,
-    typer.Option("--dtype", help="Weight precision (auto: bf16 on a GPU, fp32 on CPU)."),
+    typer.Option(
+        "--dtype",
+        help="Precision (auto: bf16 on a GPU; fp32 on CPU, bf16 matmuls where it has them).",
+    ),
 ]
 BudgetOpt = Annotated[
     int | None,

@@ -175,7 +175,9 @@ class ConvVisionTower(VisionTower):
 
     def hidden_states(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         param = next(self.net.parameters())
-        return self.net(pixel_values.to(device=param.device, dtype=param.dtype))
+        # Channels-last: oneDNN's convolutions and the channel norms' permutes run faster.
+        x = pixel_values.to(param.device, param.dtype, memory_format=torch.channels_last)
+        return self.net(x)
 
     def forward(self, pixel_values: torch.Tensor) -> VisionFeatures:
         """``[V, 3, T, T]`` -> features ``[V, G*G, C]``, multi-level ``[V, G*G, L*C]``."""

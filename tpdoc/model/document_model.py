@@ -8,6 +8,7 @@ log-probabilities, or a training loss.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ class DocumentModel(nn.Module):
             if config.answer.kind == "pointer"
             else None
         )
+        # Matmuls and convolutions in this dtype (torch.autocast) around the weights' own
+        # dtype; the loader sets bfloat16 on CPUs with native bfloat16 (``resolve_autocast``).
+        self.autocast: torch.dtype | None = None
 
     @classmethod
     def from_config(cls, config: ModelConfig, tokenizer: Any) -> DocumentModel:
@@ -119,6 +123,20 @@ class DocumentModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.language_model.parameters()).dtype
 
+    @property
+    def precision(self) -> str:
+        """The weights' dtype, and the autocast dtype the forward passes compute in."""
+        name = str(self.dtype).removeprefix("torch.")
+        if self.autocast is not None:
+            name += "+autocast-" + str(self.autocast).removeprefix("torch.")
+        return name
+
+    def computing(self) -> contextlib.AbstractContextManager:
+        """The context every inference forward runs in (``autocast``, when set)."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """All views of one or more pages in one batched forward: ``[V, 3, T, T]`` ->
         packed visual tokens ``[V, Q, D]``."""
@@ -127,15 +145,18 @@ class DocumentModel(nn.Module):
     def features(self, pixel_values: torch.Tensor) -> VisionFeatures:
         """The vision tower alone (``encode``'s first half, timed apart by callers):
         ``[V, 3, T, T]`` -> ``[V, G*G, C]``, ``[V, G*G, L*C]``."""
-        return self.vision(pixel_values.to(self.device))
+        with self.computing():
+            return self.vision(pixel_values.to(self.device))
 
     def pack(self, feats: VisionFeatures) -> torch.Tensor:
         """The projector alone (``encode``'s second half): features -> ``[V, Q, D]``."""
         dtype = next(self.projector.parameters()).dtype
-        return self.projector(
-            features=feats.features.to(dtype),
-            multi_level_features=feats.multi_level_features.to(dtype),
-        )  # [V, Q, D]
+        with self.computing():
+            packed = self.projector(
+                features=feats.features.to(dtype),
+                multi_level_features=feats.multi_level_features.to(dtype),
+            )  # [V, Q, D]
+        return packed.to(dtype)  # the weights' dtype, whatever autocast computed in
 
     def page_embeddings(self, packed: torch.Tensor, plan: TilePlan) -> torch.Tensor:
         """Packed views of one page ``[V, Q, D]`` -> the page in HD layout ``[P, D]``."""
@@ -186,12 +207,13 @@ class DocumentModel(nn.Module):
             )
         tok = self.tokenizer
         asks = []
-        for question, (packed, plan) in zip(questions, pages, strict=True):
-            read = read_page(self.pointer, packed.to(self.device), plan.rows, plan.cols)
-            asks.append((self.pointer.question(tok, question), read, plan.cols))
-        rows = point_pages(
-            self.language_model, self.pointer, asks, tok.eos_token_id, self.separators.tile
-        )
+        with self.computing():
+            for question, (packed, plan) in zip(questions, pages, strict=True):
+                read = read_page(self.pointer, packed.to(self.device), plan.rows, plan.cols)
+                asks.append((self.pointer.question(tok, question), read, plan.cols))
+            rows = point_pages(
+                self.language_model, self.pointer, asks, tok.eos_token_id, self.separators.tile
+            )
         t = self.config.tiling.tile_size
         return [
             page_answer(spans, t, plan.fit) for spans, (_, plan) in zip(rows, pages, strict=True)
@@ -206,7 +228,8 @@ class DocumentModel(nn.Module):
         before = embed(torch.tensor(prompt.before, dtype=torch.long, device=page.device))
         inputs = torch.cat([before, page.to(before.dtype)]).unsqueeze(0)  # [1, L, D]
         name = cache_argument(self.language_model)
-        out = self.language_model(inputs_embeds=inputs, use_cache=True)
+        with self.computing():
+            out = self.language_model(inputs_embeds=inputs, use_cache=True)
         return Prefix(cache=out[name], length=inputs.shape[1], before=prompt.before)
 
     @torch.no_grad()
@@ -234,18 +257,19 @@ class DocumentModel(nn.Module):
                 )
             kwargs[cache_argument(self.language_model)] = prefix.cache
         try:
-            out = self.language_model.generate(
-                inputs_embeds=batch.inputs_embeds,
-                attention_mask=batch.attention_mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                use_cache=True,
-                return_dict_in_generate=True,
-                output_scores=True,
-                eos_token_id=tok.eos_token_id,
-                pad_token_id=pad,
-                **kwargs,
-            )
+            with self.computing():
+                out = self.language_model.generate(
+                    inputs_embeds=batch.inputs_embeds,
+                    attention_mask=batch.attention_mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    use_cache=True,
+                    return_dict_in_generate=True,
+                    output_scores=True,
+                    eos_token_id=tok.eos_token_id,
+                    pad_token_id=pad,
+                    **kwargs,
+                )
         finally:
             if prefix is not None:
                 prefix.rewind()

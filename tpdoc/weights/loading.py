@@ -44,7 +44,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto``: bfloat16 on a GPU that supports it, float16 on older GPUs and MPS,
-    float32 on CPU."""
+    float32 on CPU (computing in bfloat16 where it can: ``resolve_autocast``)."""
     import torch
 
     if dtype not in DTYPES:
@@ -56,6 +56,26 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); without it,
+    autocast to bfloat16 emulates it and is slower than float32."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_autocast(dtype: str, device: torch.device) -> torch.dtype | None:
+    """``auto`` on a CPU with native bfloat16: float32 weights, bfloat16 matmuls and
+    convolutions (torch.autocast), as the embedded model trains. Any explicit ``--dtype``,
+    or another device, computes in the weights' dtype."""
+    import torch
+
+    if dtype == "auto" and device.type == "cpu" and cpu_has_bfloat16():
+        return torch.bfloat16
+    return None
 
 
 def load_document_model(
@@ -81,7 +101,10 @@ def load_document_model(
     torch_dtype = resolve_dtype(dtype, target)
     folder = resolve_model(spec, weights=True)
     if is_published_folder(folder):
-        return load_published_model(
+        model = load_published_model(
             folder, device=target, dtype=torch_dtype, max_tiles=max_tiles, report=report
         )
-    return load_model(folder, device=target, dtype=torch_dtype, max_tiles=max_tiles)
+    else:
+        model = load_model(folder, device=target, dtype=torch_dtype, max_tiles=max_tiles)
+    model.autocast = resolve_autocast(dtype, target)
+    return model
