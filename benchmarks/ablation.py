@@ -53,7 +53,9 @@ def start_point(init_model: Path | None) -> tuple[Path | None, Path | None]:
     if init_model is not None:
         return init_model, None
     folder = resolve_model(None)
-    if (folder / "model.safetensors").is_file():
+    # A shipped generating model gives its reading-trained language model; a pointer one
+    # (answers by pointing, not generating) only stage 1's tower.
+    if (folder / "model.safetensors").is_file() and load_config(folder).answer.kind == "generate":
         return folder, None
     return None, TOWER
 

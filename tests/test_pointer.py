@@ -254,12 +254,15 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
     from tpdoc.train import run_pointer, run_read
     from tpdoc.train.compose import compose_model, half_precision
     from tpdoc.weights.checkpoint import load_model
+    from tpdoc.weights.registry import load_config
 
     torch.set_num_threads(1)
     # Two steps of each on the embedded config (its tower grown by one block at stride 8),
     # a held-out page each: they run and save.
+    shipped = load_config(None).vision.config.get("stage_blocks") or [0, 0, 0]
+    blocks = (*shipped[:-1], shipped[-1] + 1)
     read = run_read.train_read(
-        tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1, stage_blocks=(0, 0, 1)
+        tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1, stage_blocks=blocks
     )
     assert 0 <= read["heldout_read_acc"] <= 1 and read["heldout_printed_slots"] > 0
     # The grown tower travels with the weights: resuming, halving and composing know it.
@@ -268,7 +271,7 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
     )
     assert resumed["step"] == 3
     half = half_precision(tmp_path / "r" / run_read.WEIGHTS_FILE, tmp_path / "half.safetensors")
-    assert run_read.read_config(half).vision.config["stage_blocks"] == [0, 0, 1]
+    assert run_read.read_config(half).vision.config["stage_blocks"] == list(blocks)
     point = run_pointer.train_pointer(
         tmp_path / "p", steps=2, batch=4, eval_every=2, workers=0, eval_pages=1
     )
@@ -294,7 +297,7 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
     for name, tensor in load_file(str(tmp_path / "p" / run_pointer.WEIGHTS_FILE)).items():
         assert torch.equal(dict(model.named_parameters())[name], tensor)
     assert model.config.answer.kind == "pointer"
-    assert len(model.vision.net.stage_blocks[2]) == 1
+    assert len(model.vision.net.stage_blocks[2]) == blocks[-1]
 
 
 def word_pieces():

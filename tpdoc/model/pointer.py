@@ -38,6 +38,7 @@ from tpdoc.model.span_pairs import EndGivenStart
 ANSWER_KINDS = ("generate", "pointer")
 TOP_K = 8  # starts and ends combined when searching the best span
 MAX_SPAN_ROWS = 12  # slot rows one answer may cover (about three lines)
+NOT_HERE_AT = 0.5  # "not here" wins a row from this share of the start and end probability
 
 
 @dataclass(frozen=True)
@@ -282,8 +283,8 @@ def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor, gri
     slot classes ``[R, C * tiles]``; ``given``: candidate starts with the end logits
     given each ``[k, N*S + 1]``, searched instead of the likely starts with ``end``.
 
-    "Not here" (the last logit) wins when it takes at least half of the start and end
-    probability. Otherwise the answer is the text with the most probability among the
+    "Not here" (the last logit) wins when it takes at least ``NOT_HERE_AT`` of the start
+    and end probability. Otherwise the answer is the text with the most probability among the
     pairs of likely starts and ends: neighbouring slots often give the same text (a blank
     slot before the first character reads as nothing), so their mass is pooled. Its
     log-probability: that the answer is here, times the text's share of the pooled mass.
@@ -312,7 +313,7 @@ def best_span(start: torch.Tensor, end: torch.Tensor, classes: torch.Tensor, gri
             if p > boxes.get(read.text, (-1.0, None))[0]:
                 boxes[read.text] = (p, read.box)
     null_logprob = math.log(max(null, 1e-12))
-    if not mass or null >= 0.5:
+    if not mass or null >= NOT_HERE_AT:
         return Span(None, null_logprob, None, null_logprob)
     text = max(mass, key=mass.__getitem__)
     share = mass[text] / sum(mass.values())

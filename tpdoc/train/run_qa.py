@@ -31,6 +31,7 @@ from tpdoc.io import append_json_line
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
 from tpdoc.model.packer import PackerConfig
+from tpdoc.model.pointer import AnswerConfig
 from tpdoc.model.projectors import build_projector
 from tpdoc.model.tokenizer import train_tokenizer
 from tpdoc.train.glyphs import GlyphGrid, GlyphHead
@@ -86,7 +87,7 @@ def model_to_train(out: Path, *, seed: int, resume: bool, config: ModelConfig | 
         else:
             tokenizer = train_tokenizer(tokenizer_corpus(seed, tokenizer_docs), VOCAB_SIZE)
             tokenizer.save_pretrained(str(tok_dir))
-        base = config or load_config()
+        base = config or generating(load_config())
         config = replace(base, text={**base.text, "vocab_size": len(tokenizer)})
         model = DocumentModel.from_config(config, tokenizer)
     if projector is not None:
@@ -95,6 +96,13 @@ def model_to_train(out: Path, *, seed: int, resume: bool, config: ModelConfig | 
         model.config = replace(model.config, projector=projector)
         model.projector = build_projector(projector)
     return model
+
+
+def generating(config: ModelConfig) -> ModelConfig:
+    """``config`` as the generating model stages 1 and 2 train: no pointer head and the
+    tower without the blocks stage R grew (``stage_blocks``), so stage 1's tower fits it."""
+    vision = {k: v for k, v in config.vision.config.items() if k != "stage_blocks"}
+    return replace(config, answer=AnswerConfig(), vision=replace(config.vision, config=vision))
 
 
 def train_qa(
