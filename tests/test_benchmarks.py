@@ -123,3 +123,19 @@ def test_published_shape_pipeline_sets_tokenpacker_beside_the_mlp(monkeypatch):
     packed, mlp, ratio = by_name["batch: pages per second"]
     assert packed > 0 and mlp > 0 and ratio == round(packed / mlp, 3)
     assert "stage: prefill (s)" in by_name and "stage: cache (s)" not in by_name
+
+
+def test_not_here_threshold_trades_answers_for_not_found_and_is_restored(capsys):
+    from benchmarks import not_here
+    from tpdoc.model import pointer
+    from tpdoc.weights.registry import EMBEDDED_DIR, load_config
+
+    shipped = EMBEDDED_DIR / "tpdoc-tiny"
+    if load_config(shipped).answer.kind != "pointer":
+        pytest.skip("the shipped model generates its answers")
+    before = pointer.NOT_HERE_AT
+    not_here.main(["--model", str(shipped), "--pages", "1", "--thresholds", "0,1.01", "--json"])
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    all_null, no_null = (row['row "not found"'] for row in rows)
+    assert all_null == 1.0 and no_null < 1.0  # at 0 "not here" wins every row; above 1 none
+    assert before == pointer.NOT_HERE_AT
