@@ -194,3 +194,25 @@ def test_held_out_documents_are_asked_in_phrasings_training_never_uses():
                 text = question.lower().rstrip("?")
                 assert any(re.fullmatch(p, text) for p in allowed), (split, question)
             synth.doc.close()
+
+
+def test_stage_r_grows_a_tower_but_never_shrinks_it(tmp_path, capsys):
+    import json
+
+    from safetensors.torch import save_file
+
+    from tpdoc.errors import ConfigError
+    from tpdoc.train import run_read
+    from tpdoc.train.__main__ import main
+
+    config = run_read.grown(run_read.pointer_config(), (0, 0, 3))
+    assert run_read.grown(config, (1, 0, 3)).vision.config["stage_blocks"] == [1, 0, 3]
+    with pytest.raises(ConfigError, match="already has 0,0,3; a tower can only grow"):
+        run_read.grown(config, (0, 0, 1))
+    # The training command says so in one line, before it builds or trains anything.
+    tower = tmp_path / "read.safetensors"  # a stage-R file names its tower in its header
+    vision = json.dumps(config.vision.config)
+    save_file({"x": torch.zeros(1)}, str(tower), metadata={run_read.VISION_METADATA: vision})
+    args = ["read", "--out", str(tmp_path / "r"), "--steps", "1", "--tower", str(tower)]
+    assert main([*args, "--stage-blocks", "0,0,1"]) == ConfigError.exit_code
+    assert "can only grow" in capsys.readouterr().err

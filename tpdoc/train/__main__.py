@@ -116,6 +116,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     export.add_argument("--model", type=Path, required=True, help="a saved model folder")
     export.add_argument("--out", type=Path, required=True, help="e.g. tpdoc/embedded/tpdoc-tiny")
     args = parser.parse_args(argv)
+    from tpdoc.errors import TpdocError
+
+    try:
+        return run(args)
+    except TpdocError as exc:  # a bad flag or file: one line, the error's exit code
+        print(f"{prog} {args.stage}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    """The stage ``args`` names, with its arguments."""
     if args.stage == "export":
         import torch
 

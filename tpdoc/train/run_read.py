@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from tpdoc.errors import ConfigError
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
 from tpdoc.model.pointer import AnswerConfig
@@ -50,6 +51,13 @@ def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
 def grown(config: ModelConfig, stage_blocks: tuple[int, ...]) -> ModelConfig:
     """``config`` with a convolutional tower of ``stage_blocks`` more blocks per stem stage
     (``tpdoc.model.convnet``); a checkpoint of the smaller tower loads into it unchanged."""
+    has = list(config.vision.config.get("stage_blocks") or [])
+    has += [0] * (len(stage_blocks) - len(has))
+    if len(has) > len(stage_blocks) or any(n < h for n, h in zip(stage_blocks, has, strict=True)):
+        raise ConfigError(
+            f"--stage-blocks {','.join(map(str, stage_blocks))}: the tower it starts from "
+            f"already has {','.join(map(str, has))}; a tower can only grow"
+        )
     vision = dict(config.vision.config, stage_blocks=list(stage_blocks))
     return replace(config, vision=replace(config.vision, config=vision))
 
