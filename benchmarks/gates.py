@@ -38,18 +38,26 @@ def load(read: Path | None, pointer: Path | None, model: Path | None):
     return built.eval()
 
 
+def model_arguments(prog: str, doc: str | None, *, pages: int, seed: int
+                    ) -> argparse.ArgumentParser:  # fmt: skip
+    """The options of a script that measures a pointer model on held-out pages: the model
+    (stage R's and P's weights, or a composed folder), how many pages, their seed, --json."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument("--read", type=Path, help="stage R's read.safetensors")
+    parser.add_argument("--pointer", type=Path, help="stage P's pointer.safetensors")
+    parser.add_argument("--model", type=Path, help="a composed pointer model folder instead")
+    parser.add_argument("--pages", type=int, default=pages)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from tpdoc.train import run_pointer, run_read
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gates", description=__doc__)
-    parser.add_argument("--read", type=Path, help="stage R's read.safetensors")
-    parser.add_argument("--pointer", type=Path, help="stage P's pointer.safetensors")
-    parser.add_argument("--model", type=Path, help="a composed pointer model folder instead")
-    parser.add_argument("--pages", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--json", action="store_true")
+    parser = model_arguments("python -m benchmarks.gates", __doc__, pages=40, seed=SEED)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model = load(args.read, args.pointer, args.model)

@@ -12,12 +12,10 @@ read-out. ``tpdoc.model.pointer.NOT_HERE_AT`` was chosen from this table.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 from benchmarks.common import emit
-from benchmarks.gates import load
+from benchmarks.gates import load, model_arguments
 
 SEED = 7
 THRESHOLDS = "0.3,0.5,0.7,0.85,0.92,0.97"
@@ -29,14 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tpdoc.model import pointer
     from tpdoc.train import run_pointer
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.not_here", description=__doc__)
-    parser.add_argument("--read", type=Path, help="stage R's read.safetensors")
-    parser.add_argument("--pointer", type=Path, help="stage P's pointer.safetensors")
-    parser.add_argument("--model", type=Path, help="a composed pointer model folder instead")
-    parser.add_argument("--pages", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser = model_arguments("python -m benchmarks.not_here", __doc__, pages=20, seed=SEED)
     parser.add_argument("--thresholds", default=THRESHOLDS, help="comma-separated shares")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model = load(args.read, args.pointer, args.model)
