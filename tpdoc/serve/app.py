@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -315,11 +316,20 @@ def server_config(app: FastAPI, log_level: str = "warning") -> uvicorn.Config:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, calling ``on_stop`` after it has stopped but before it re-raises
-    the signal that stopped it: a re-raised SIGTERM ends the process where it stands."""
+    the signal that stopped it: a re-raised SIGTERM ends the process where it stands.
+
+    A second Ctrl-C skips the app's shutdown, so the lifespan task is still waiting when
+    the process ends and Starlette reports its cancellation as a failed shutdown, a
+    traceback in uvicorn's log; on a forced quit that report is dropped, nothing else."""
 
     def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_stop = on_stop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """A ``logging`` filter for uvicorn's log: all but that one report."""
+        lines = record.getMessage().rstrip().splitlines()
+        return not (self.force_exit and lines and lines[-1].endswith("CancelledError"))
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -334,7 +344,11 @@ def serve(app: FastAPI, sock: socket.socket, log_level: str = "warning") -> None
     """Serve until Ctrl-C or SIGTERM (uvicorn re-raises the signal once it has stopped).
     The upload folder goes however it stops: a second Ctrl-C skips the app's shutdown."""
     remove = app.state.server.remove_uploads
+    server = _Server(server_config(app, log_level), on_stop=remove)
+    log = logging.getLogger("uvicorn.error")  # the lifespan's report comes as run() ends
+    log.addFilter(server)
     try:
-        _Server(server_config(app, log_level), on_stop=remove).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
+        log.removeFilter(server)
         remove()
