@@ -51,13 +51,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from tpdoc.model.document_model import DocumentModel
     from tpdoc.model.readout import NUM_CLASSES, readout_counts, readout_loss
-    from tpdoc.train.run_read import BLANK_WEIGHT, busiest_tiles, load_weights, pointer_config
+    from tpdoc.train.run_read import BLANK_WEIGHT, busiest_tiles, load_weights, read_config
     from tpdoc.train.spans import span_sample
     from tpdoc.weights.checkpoint import load_tokenizer
     from tpdoc.weights.registry import resolve_model
 
     torch.manual_seed(args.seed)
-    config = pointer_config()
+    config = read_config(args.read)
     model = DocumentModel.from_config(config, load_tokenizer(resolve_model(None))).eval()
     load_weights(model, args.read)
     grid = config.slot_grid

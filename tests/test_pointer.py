@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_model_config
+from tpdoc.errors import ConfigError
 from tpdoc.model.pointer import (
     AnswerConfig,
     best_span,
@@ -257,21 +258,27 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
     from tpdoc.weights.registry import load_config
 
     torch.set_num_threads(1)
-    # Two steps of each on the embedded config (its tower grown by one block at stride 8),
-    # a held-out page each: they run and save.
+    # Two steps of each on the embedded config (its tower grown by one block at stride 8,
+    # a fresh packer wider than the language model), a held-out page each: they run and save.
     shipped = load_config(None).vision.config.get("stage_blocks") or [0, 0, 0]
     blocks = (*shipped[:-1], shipped[-1] + 1)
     read = run_read.train_read(
-        tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1, stage_blocks=blocks
-    )
+        tmp_path / "r", steps=2, eval_every=2, workers=0, eval_pages=1, stage_blocks=blocks,
+        packer=(384, 512),
+    )  # fmt: skip
     assert 0 <= read["heldout_read_acc"] <= 1 and read["heldout_printed_slots"] > 0
-    # The grown tower travels with the weights: resuming, halving and composing know it.
+    # The grown tower and the packer travel with the weights: resuming, halving and
+    # composing know them.
     resumed = run_read.train_read(
         tmp_path / "r", steps=3, eval_every=3, workers=0, eval_pages=1, resume=True
     )
     assert resumed["step"] == 3
     half = half_precision(tmp_path / "r" / run_read.WEIGHTS_FILE, tmp_path / "half.safetensors")
-    assert run_read.read_config(half).vision.config["stage_blocks"] == list(blocks)
+    config = run_read.read_config(half)
+    assert config.vision.config["stage_blocks"] == list(blocks)
+    assert (config.projector.embed_dim, config.projector.heads, config.projector.llm_dim) == (
+        384, 8, 512,
+    )  # fmt: skip
     point = run_pointer.train_pointer(
         tmp_path / "p", steps=2, batch=4, eval_every=2, workers=0, eval_pages=1
     )
@@ -298,6 +305,43 @@ def test_stages_r_and_p_train_apart_and_compose_into_one_model(tmp_path, monkeyp
         assert torch.equal(dict(model.named_parameters())[name], tensor)
     assert model.config.answer.kind == "pointer"
     assert len(model.vision.net.stage_blocks[2]) == blocks[-1]
+    # Packed tokens 512 wide feed the read-out; the language model sees its 256-wide tokens.
+    with torch.no_grad():
+        packed = model.encode(torch.zeros(1, 3, 384, 384))
+        tokens = model.pointer.tokens(model.pointer.read(packed))
+    assert packed.shape[-1] == 512 and tokens.shape[-1] == model.config.text["hidden_size"] == 256
+    with pytest.raises(ConfigError, match="--packer 100,256: give E,D"):
+        run_read.widened(model.config, (100, 256))
+
+
+def test_a_widened_packer_and_read_out_compute_what_they_did():
+    from tpdoc.model.packer import PackerConfig, TokenPacker
+    from tpdoc.model.readout import ReadoutHead
+    from tpdoc.train.widen import widen_packer
+
+    torch.manual_seed(0)
+    small = PackerConfig(vision_dim=16, num_levels=2, embed_dim=16, num_heads=2, llm_dim=12,
+                         grid=4, scale=2, region_position=True)  # fmt: skip
+    wide = replace(small, embed_dim=48, num_heads=6, llm_dim=24)
+    packer, readout = TokenPacker(small), ReadoutHead(12, slots=4, classes=5, hidden=8)
+    for p in readout.parameters():  # the head starts at zero; trained, it is not
+        torch.nn.init.normal_(p)
+    state = {f"projector.{k}": v for k, v in packer.state_dict().items()}
+    state |= {f"pointer.readout.{k}": v for k, v in readout.state_dict().items()}
+    grown = widen_packer(state, small, wide, seed=1)
+    packer2, readout2 = TokenPacker(wide), ReadoutHead(24, slots=4, classes=5, hidden=8)
+    packer2.load_state_dict({k[10:]: v for k, v in grown.items() if k.startswith("projector.")})
+    readout2.load_state_dict({k[16:]: v for k, v in grown.items() if k.startswith("pointer.")})
+    feats, levels = torch.randn(3, 16, 16), torch.randn(3, 16, 32)
+    with torch.no_grad():
+        before = readout(packer(feats, levels))  # [3, 4, 4, 5]
+        after = readout2(packer2(feats, levels))
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    # The copies of a unit are not identical, so they can learn apart.
+    w = grown["projector.mlp.2.weight"]  # [24, 24]: columns 2j and 2j+1 copy unit j
+    assert not torch.allclose(w[:, 0::2], w[:, 1::2])
+    with pytest.raises(ConfigError, match="whole multiples"):
+        widen_packer(state, small, replace(small, embed_dim=24, num_heads=3), seed=1)
 
 
 def word_pieces():

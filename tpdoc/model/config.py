@@ -124,8 +124,8 @@ class ModelConfig:
                 f"vision levels {v.levels} ({len(v.levels)}) != projector num_levels "
                 f"{p.num_levels}",
             ),
-            (
-                self.text.get("hidden_size") == p.llm_dim,
+            (  # a pointer model's packed tokens go to its read-out, not the language model
+                self.answer.kind == "pointer" or self.text.get("hidden_size") == p.llm_dim,
                 f"text hidden_size {self.text.get('hidden_size')} != projector llm_dim {p.llm_dim}",
             ),
             (

@@ -82,7 +82,7 @@ class DocumentModel(nn.Module):
         self.pointer = (
             PointerHead(
                 config.slot_grid,
-                config.projector.llm_dim,
+                config.text["hidden_size"],
                 readout_hidden=config.answer.readout_hidden,
                 blank_bias=config.answer.blank_bias,
                 words=(
@@ -91,6 +91,7 @@ class DocumentModel(nn.Module):
                     else None
                 ),
                 pair=config.answer.end_given_start,
+                packed_dim=config.projector.llm_dim,
             )  # fmt: skip
             if config.answer.kind == "pointer"
             else None

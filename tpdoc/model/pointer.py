@@ -94,13 +94,15 @@ class PointerHead(nn.Module):
 
     def __init__(self, grid: SlotGrid, dim: int, classes: int = NUM_CLASSES,
                  readout_hidden: int = 768, blank_bias: float = 0.0,
-                 words: tuple[int, int] | None = None, pair: int = 0) -> None:  # fmt: skip
-        """``words``: (vocabulary, width) of the question words, or None for none;
+                 words: tuple[int, int] | None = None, pair: int = 0,
+                 packed_dim: int | None = None) -> None:  # fmt: skip
+        """``dim``: the language model's width; ``packed_dim``: the packed tokens' (default
+        ``dim``); ``words``: (vocabulary, width) of the question words, or None for none;
         ``pair``: the width of end-given-start scores (0: none)."""
         super().__init__()
         self.grid, self.blank_bias = grid, blank_bias
         s = grid.per_token
-        self.readout = ReadoutHead(dim, s, classes, readout_hidden)
+        self.readout = ReadoutHead(packed_dim or dim, s, classes, readout_hidden)
         self.embed = ReadoutEmbedding(s, classes, dim)
         self.span = nn.Linear(dim, 2 * s)  # start and end score of each slot
         self.null = nn.Linear(dim, 2)
@@ -334,13 +336,14 @@ class PageRead:
 
 
 def read_page(head: PointerHead, packed: torch.Tensor, rows: int, cols: int) -> PageRead:
-    """Packed views of a page ``[V, Q, D]`` (tiles row-major, then the global view) ->
-    its ``PageRead``; only tokens with print are re-embedded."""
+    """Packed views of a page ``[V, Q, D']`` (tiles row-major, then the global view) ->
+    its ``PageRead``; only tokens with print are re-embedded (``[tiles, Q, D]``)."""
     tiles = packed[: rows * cols]
     logits = head.read(tiles)  # [tiles, Q, S, K]
     classes = logits.argmax(-1)  # [tiles, Q, S]
     keep = (classes != BLANK).any(-1)  # [tiles, Q]
-    tokens = torch.zeros(*tiles.shape[:2], tiles.shape[-1], device=tiles.device)
+    width = head.embed.bias.shape[0]  # the language model's D, not the packed tokens'
+    tokens = torch.zeros(*tiles.shape[:2], width, device=tiles.device)
     if bool(keep.any()):
         tokens[keep] = head.tokens(logits[keep])
     grid = head.grid

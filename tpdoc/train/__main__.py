@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
         "--stage-blocks", type=counts, metavar="N,N,N",
         help="grow the tower: this many more blocks after each stem stage, e.g. 0,0,3",
     )  # fmt: skip
+    read.add_argument(
+        "--packer", type=counts, metavar="E,D",
+        help="a fresh TokenPacker this wide: attention E, packed tokens D, e.g. 384,512",
+    )  # fmt: skip
     compose = sub.add_parser("compose", help="a pointer model from stages R and P")
     compose.add_argument("--read", type=Path, required=True, help="stage R's read.safetensors")
     compose.add_argument("--pointer", type=Path, required=True, help="stage P's weights")
@@ -170,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
             workers=args.workers, resume=args.resume, init_model=args.init_model,
             tower=args.tower, bf16=not args.fp32, device=args.device,
-            stage_blocks=args.stage_blocks,
+            stage_blocks=args.stage_blocks, packer=args.packer,
         )  # fmt: skip
         print(metrics)
     if args.stage == "glyphs":

@@ -92,7 +92,7 @@ def true_tokens(model: DocumentModel, labels: torch.Tensor, keep: torch.Tensor) 
     the ``keep`` ones are computed (the rest never enter the sequence)."""
     device = model.device
     labels, keep = labels.to(device), keep.to(device)
-    out = torch.zeros(*labels.shape[:2], model.config.projector.llm_dim, device=device)
+    out = torch.zeros(*labels.shape[:2], model.config.text["hidden_size"], device=device)
     out[keep] = model.pointer.embed.labels(labels[keep])
     return out
 
@@ -162,7 +162,7 @@ def step_loss(model: DocumentModel, items: list[Item], rng: torch.Generator,
     for item in items:
         if item.read.is_floating_point():  # the tower's read-out of the kept tokens
             tokens = torch.zeros(
-                *item.keep.shape, model.config.projector.llm_dim, device=model.device
+                *item.keep.shape, model.config.text["hidden_size"], device=model.device
             )
             tokens[item.keep] = model.pointer.embed(item.read.to(model.device))
             rows.append(tokens)

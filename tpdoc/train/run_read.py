@@ -20,7 +20,7 @@ import contextlib
 import json
 import random
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ import torch
 from tpdoc.errors import ConfigError
 from tpdoc.model.config import ModelConfig
 from tpdoc.model.document_model import DocumentModel
+from tpdoc.model.packer import PackerConfig
 from tpdoc.model.pointer import AnswerConfig
 from tpdoc.model.readout import BLANK, SlotGrid, readout_counts, readout_loss, span_text
 from tpdoc.train.optim import GRAD_CLIP, VISION_LR_FACTOR, warmup_cosine
@@ -41,6 +42,7 @@ EVAL_PAGES = 8
 WEIGHTS_FILE = "read.safetensors"
 PREFIXES = ("vision.", "projector.", "pointer.readout.")
 VISION_METADATA = "vision_config"  # the tower's config in the header of ``read.safetensors``
+PROJECTOR_METADATA = "projector_config"  # and the packer's (files before it: the shipped one)
 
 
 def pointer_config(base: ModelConfig | None = None) -> ModelConfig:
@@ -62,14 +64,37 @@ def grown(config: ModelConfig, stage_blocks: tuple[int, ...]) -> ModelConfig:
     return replace(config, vision=replace(config.vision, config=vision))
 
 
-def read_config(read: Path | None, stage_blocks: tuple[int, ...] | None = None) -> ModelConfig:
-    """The pointer config whose tower fits stage R's weights ``read`` (their header names
-    the tower; files from before that have the shipped one), grown by ``stage_blocks``."""
+def widened(config: ModelConfig, packer: tuple[int, ...]) -> ModelConfig:
+    """``config`` with a TokenPacker ``packer = (E, D)`` wide: attention width E in heads as
+    wide as its own, packed tokens D wide (a pointer model's read-out alone reads them)."""
+    p = config.projector
+    head = p.embed_dim // p.heads
+    if len(packer) != 2 or packer[0] % head or min(packer) < 1:
+        raise ConfigError(
+            f"--packer {','.join(map(str, packer))}: give E,D, E a multiple of the head "
+            f"width {head}"
+        )
+    embed, out = packer
+    return replace(
+        config, projector=replace(p, embed_dim=embed, num_heads=embed // head, llm_dim=out)
+    )
+
+
+def read_config(read: Path | None, stage_blocks: tuple[int, ...] | None = None,
+                packer: tuple[int, ...] | None = None) -> ModelConfig:  # fmt: skip
+    """The pointer config whose tower and packer fit stage R's weights ``read`` (their
+    header names both; files from before that have the shipped ones), the tower grown by
+    ``stage_blocks``, the packer made ``packer`` wide."""
     config = pointer_config()
-    saved = file_metadata(read).get(VISION_METADATA) if read is not None else None
-    if saved:
-        config = replace(config, vision=replace(config.vision, config=json.loads(saved)))
-    return grown(config, stage_blocks) if stage_blocks is not None else config
+    saved = file_metadata(read) if read is not None else {}
+    if saved.get(VISION_METADATA):
+        vision = json.loads(saved[VISION_METADATA])
+        config = replace(config, vision=replace(config.vision, config=vision))
+    if saved.get(PROJECTOR_METADATA):
+        projector = PackerConfig(**json.loads(saved[PROJECTOR_METADATA]))
+        config = replace(config, projector=projector)
+    config = grown(config, stage_blocks) if stage_blocks is not None else config
+    return widened(config, packer) if packer is not None else config
 
 
 def trained_parameters(model: DocumentModel) -> dict[str, torch.nn.Parameter]:
@@ -131,16 +156,21 @@ def evaluate(model: DocumentModel, held_out: list[SpanSample], bf16: bool) -> di
 
 def save_weights(model: DocumentModel, path: Path) -> None:
     vision = json.dumps(model.config.vision.config, sort_keys=True)
-    save_parameters(trained_parameters(model), path, {VISION_METADATA: vision})
+    projector = json.dumps(asdict(model.config.projector), sort_keys=True)
+    metadata = {VISION_METADATA: vision, PROJECTOR_METADATA: projector}
+    save_parameters(trained_parameters(model), path, metadata)
 
 
-def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES) -> int:
-    """Copy the tensors of ``path`` whose names start with ``prefixes`` into ``model``, all
-    or none (every shape is checked first); the number copied."""
+def load_weights(model: DocumentModel, path: Path, prefixes: tuple[str, ...] = PREFIXES,
+                 state: dict[str, torch.Tensor] | None = None) -> int:  # fmt: skip
+    """Copy the tensors of ``path`` (or ``state``, read from it) whose names start with
+    ``prefixes`` into ``model``, all or none (every shape is checked first); the number
+    copied."""
     from safetensors.torch import load_file
 
     params = dict(model.named_parameters())
-    state = {k: v for k, v in load_file(str(path)).items() if k.startswith(prefixes)}
+    state = load_file(str(path)) if state is None else state
+    state = {k: v for k, v in state.items() if k.startswith(prefixes)}
     for k, v in state.items():
         if k not in params or params[k].shape != v.shape:
             raise KeyError(f"{path}: {k} {tuple(v.shape)} does not fit the model")
@@ -155,9 +185,14 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
                tower: Path | None = None, device: str = "cpu",
                bf16: bool = True, eval_pages: int = EVAL_PAGES,
                stage_blocks: tuple[int, ...] | None = None,
+               packer: tuple[int, ...] | None = None,
                config: ModelConfig | None = None) -> dict[str, float]:  # fmt: skip
     """Stage R. The tower is the one ``tower`` (or, resuming, ``OUT``'s weights) was saved
-    with, grown by ``stage_blocks`` when given (its new blocks start as the identity)."""
+    with, grown by ``stage_blocks`` when given (its new blocks start as the identity); a
+    ``packer`` width (``widened``) widens the packer and read-out it starts from
+    (``tpdoc.train.widen``), so that they compute what they did."""
+    from safetensors.torch import load_file
+
     from tpdoc.weights.checkpoint import WEIGHTS_FILE as MODEL_WEIGHTS
     from tpdoc.weights.checkpoint import load_tokenizer
     from tpdoc.weights.registry import resolve_model
@@ -167,16 +202,22 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
     folder = resolve_model(init_model)
     start = saved_step(out) if resume else 0
     if config is None:
-        config = read_config(out / WEIGHTS_FILE if start else tower, stage_blocks)
+        packer = None if start else packer  # a resumed run's file names its packer
+        config = read_config(out / WEIGHTS_FILE if start else tower, stage_blocks, packer)
     model = DocumentModel.from_config(config, load_tokenizer(folder)).train()
     if start:
         load_weights(model, out / WEIGHTS_FILE)  # weights only: the optimizer starts afresh
     else:
-        load_weights(model, folder / MODEL_WEIGHTS, ("vision.", "projector."))
-        if tower is not None:  # an earlier run's tower and packer, and its read-out if it fits
-            load_weights(model, tower, ("vision.", "projector."))
-            with contextlib.suppress(KeyError):  # a read-out of another shape: a fresh one
-                load_weights(model, tower, ("pointer.readout.",))
+        source = folder / MODEL_WEIGHTS if tower is None else tower
+        state = load_file(str(source))
+        if packer is not None:
+            from tpdoc.train.widen import widen_packer
+
+            base = read_config(tower).projector if tower is not None else pointer_config().projector
+            state = widen_packer(state, base, config.projector, seed)
+        load_weights(model, source, ("vision.", "projector."), state)
+        with contextlib.suppress(KeyError):  # a read-out of another shape, or none: a fresh one
+            load_weights(model, source, ("pointer.readout.",), state)
     model.to(device)
     params = trained_parameters(model)
     vision = [p for n, p in params.items() if n.startswith("vision.")]
