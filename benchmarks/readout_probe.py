@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -40,19 +40,52 @@ def cells_of_tokens(features: torch.Tensor, grid: int, scale: int) -> torch.Tens
     return x.reshape(v, g * g, scale * scale * c)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--read", type=Path, default=ROOT / "training/pointer/read.safetensors")
-    parser.add_argument("--steps", type=int, default=400)
+def probe_arguments(parser: argparse.ArgumentParser, steps: int) -> argparse.ArgumentParser:
+    """The step budget, held-out pages, seed and ``--json`` every read-out probe takes."""
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--pages", type=int, default=8, help="held-out pages")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def page_drawer(config):  # -> (rng, split) -> SpanSample
+    """Rendered pages with slot labels, the next one ``rng`` gives that has a question.
+    Probes draw training pages from ``probe/SEED`` and held-out ones from
+    ``probe-heldout/SEED``, so that they see the same pages in the same order."""
+    from tpdoc.train.spans import span_sample
+
+    def draw(rng: random.Random, split: str):
+        grid = config.slot_grid
+        while (sample := span_sample(rng, config.tiling, grid, split, 1, render=True)) is None:
+            pass
+        return sample
+
+    return draw
+
+
+def training_tiles(draw, seed: int, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` batches of the ``TILES`` tiles with the most print of a training page:
+    views ``[n, 3, T, T]`` and slot labels ``[n, Q, S]``."""
+    from tpdoc.train.run_read import busiest_tiles
+
+    rng = random.Random(f"probe/{seed}")
+    step = 0
+    while step < steps:
+        sample = draw(rng, "train")
+        if picked := busiest_tiles(sample, TILES):
+            step += 1
+            yield sample.views[picked], sample.labels[picked]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--read", type=Path, default=ROOT / "training/pointer/read.safetensors")
+    args = probe_arguments(parser, steps=400).parse_args(argv)
 
     from tpdoc.model.document_model import DocumentModel
     from tpdoc.model.readout import NUM_CLASSES, readout_counts, readout_loss
-    from tpdoc.train.run_read import BLANK_WEIGHT, busiest_tiles, load_weights, read_config
-    from tpdoc.train.spans import span_sample
+    from tpdoc.train.run_read import BLANK_WEIGHT, load_weights, read_config
     from tpdoc.weights.checkpoint import load_tokenizer
     from tpdoc.weights.registry import resolve_model
 
@@ -62,11 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_weights(model, args.read)
     grid = config.slot_grid
     s, k = grid.per_token, NUM_CLASSES
-
-    def draw(rng: random.Random, split: str):
-        while (sample := span_sample(rng, config.tiling, grid, split, 1, render=True)) is None:
-            pass
-        return sample
+    draw = page_drawer(config)
 
     @torch.no_grad()
     def inputs(views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,15 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     packed_head = head(config.projector.llm_dim, s, k)
     cells_head = head(grid.scale**2 * config.vision.hidden_size, s, k)
     optimizer = torch.optim.AdamW([*packed_head.parameters(), *cells_head.parameters()], 1e-3)
-    rng = random.Random(f"probe/{args.seed}")
-    step = 0
-    while step < args.steps:
-        sample = draw(rng, "train")
-        picked = busiest_tiles(sample, TILES)
-        if not picked:
-            continue
-        packed, cells = inputs(sample.views[picked])
-        labels = sample.labels[picked]
+    for views, labels in training_tiles(draw, args.seed, args.steps):
+        packed, cells = inputs(views)
         loss = sum(
             readout_loss(h(x).unflatten(-1, (s, k)), labels, BLANK_WEIGHT)
             for h, x in ((packed_head, packed), (cells_head, cells))
@@ -92,7 +114,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
 
     held = random.Random(f"probe-heldout/{args.seed}")
     counts = {"trained read-out, packed tokens": [0, 0], "fresh head, packed tokens": [0, 0],
