@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m tpdoc.train") -> 
     )  # fmt: skip
     read.add_argument(
         "--packer", type=counts, metavar="E,D",
-        help="a fresh TokenPacker this wide: attention E, packed tokens D, e.g. 384,512",
+        help="widen TokenPacker and read-out to attention E, packed tokens D (whole "
+        "multiples of theirs; they start computing what they did), e.g. 384,512",
     )  # fmt: skip
     compose = sub.add_parser("compose", help="a pointer model from stages R and P")
     compose.add_argument("--read", type=Path, required=True, help="stage R's read.safetensors")

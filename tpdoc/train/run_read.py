@@ -213,8 +213,7 @@ def train_read(out: Path, *, steps: int, lr: float = 1e-3, seed: int = 0, eval_e
         if packer is not None:
             from tpdoc.train.widen import widen_packer
 
-            base = read_config(tower).projector if tower is not None else pointer_config().projector
-            state = widen_packer(state, base, config.projector, seed)
+            state = widen_packer(state, read_config(tower).projector, config.projector, seed)
         load_weights(model, source, ("vision.", "projector."), state)
         with contextlib.suppress(KeyError):  # a read-out of another shape, or none: a fresh one
             load_weights(model, source, ("pointer.readout.",), state)
