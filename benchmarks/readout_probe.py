@@ -55,8 +55,9 @@ def page_drawer(config):  # -> (rng, split) -> SpanSample
     ``probe-heldout/SEED``, so that they see the same pages in the same order."""
     from tpdoc.train.spans import span_sample
 
+    grid = config.slot_grid
+
     def draw(rng: random.Random, split: str):
-        grid = config.slot_grid
         while (sample := span_sample(rng, config.tiling, grid, split, 1, render=True)) is None:
             pass
         return sample

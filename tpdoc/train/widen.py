@@ -39,10 +39,8 @@ def _columns(w: torch.Tensor, m: torch.Tensor, k: int, gen: torch.Generator) -> 
     if k == 1:
         return split.clone()
     noise = torch.randn(split.shape, generator=gen) * (NOISE * split.std())
-    for old in range(w.shape[1]):  # zero sum over each old column's copies
-        idx = torch.nonzero(m == old).flatten()
-        noise[:, idx] -= noise[:, idx].mean(1, keepdim=True)
-    return split + noise
+    mean = torch.zeros_like(w).index_add_(1, m, noise) / k  # [out, in]: each copies' mean
+    return split + noise - mean[:, m]  # zero sum over each old column's copies
 
 
 def widen_packer(state: dict[str, torch.Tensor], old: PackerConfig, new: PackerConfig,
